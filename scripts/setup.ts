@@ -33,7 +33,7 @@ const ctx: SetupContext = {
 
 const chosen: SetupStep[] = steps.filter((
   s,
-) => (values.only ? s.name === values.only : s.purposes.includes(purpose) || purpose === "all"));
+) => (values.only ? s.name === values.only : purpose === "all" || s.purposes.includes(purpose)));
 for (const step of chosen) {
   const t0 = performance.now();
   try {
