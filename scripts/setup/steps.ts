@@ -1,4 +1,6 @@
 /** The ordered list of set-up steps. Each step returns true when it did work, false when cached. */
+import { nativeStep } from "./native.ts";
+
 export interface SetupContext {
   root: string;
   purpose: "train" | "test" | "all";
@@ -16,4 +18,4 @@ export interface SetupStep {
   run: (ctx: SetupContext) => Promise<boolean>;
 }
 
-export const steps: SetupStep[] = [];
+export const steps: SetupStep[] = [nativeStep];
