@@ -1,0 +1,104 @@
+/** Test helpers that build small archives in memory (tar via tar-stream's packer, zip by hand, stored). */
+// @ts-types="@types/tar-stream"
+import tarStream from "tar-stream";
+import { Buffer } from "node:buffer";
+
+export interface TarEntry {
+  name: string;
+  data?: Uint8Array | string;
+  type?: "file" | "directory" | "symlink" | "link";
+  linkname?: string;
+}
+
+export async function makeTar(entries: TarEntry[]): Promise<Uint8Array> {
+  const pack = tarStream.pack();
+  const chunks: Uint8Array[] = [];
+  const done = new Promise<void>((res, rej) => {
+    pack.on("data", (c: Uint8Array) => chunks.push(c));
+    pack.on("end", () => res());
+    pack.on("error", rej);
+  });
+  for (const e of entries) {
+    const data = typeof e.data === "string" ? new TextEncoder().encode(e.data) : e.data;
+    const type = e.type ?? "file";
+    const header = { name: e.name, type, linkname: e.linkname, mtime: new Date(1_600_000_000_000) };
+    if (type === "file") pack.entry({ ...header, size: data?.length ?? 0 }, Buffer.from(data ?? new Uint8Array(0)));
+    else pack.entry(header);
+  }
+  pack.finalize();
+  await done;
+  return concat(chunks);
+}
+
+export function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const s = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(s).arrayBuffer());
+}
+
+function crc32(buf: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) {
+    c ^= buf[i];
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A zip with stored (uncompressed) entries; `symlink` entries carry the unix link mode. */
+export function makeZip(entries: Array<{ name: string; data: string | Uint8Array; symlink?: boolean }>): Uint8Array {
+  const enc = new TextEncoder();
+  const local: Uint8Array[] = [], central: Uint8Array[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const name = enc.encode(e.name);
+    const data = typeof e.data === "string" ? enc.encode(e.data) : e.data;
+    const crc = crc32(data);
+    const lh = new DataView(new ArrayBuffer(30));
+    lh.setUint32(0, 0x04034b50, true);
+    lh.setUint16(4, 10, true);
+    lh.setUint16(6, 0x0800, true); // UTF-8 names
+    lh.setUint16(8, 0, true); // stored
+    lh.setUint16(10, 0, true);
+    lh.setUint16(12, 0x5121, true); // 2020-09-01
+    lh.setUint32(14, crc, true);
+    lh.setUint32(18, data.length, true);
+    lh.setUint32(22, data.length, true);
+    lh.setUint16(26, name.length, true);
+    lh.setUint16(28, 0, true);
+    const ch = new DataView(new ArrayBuffer(46));
+    ch.setUint32(0, 0x02014b50, true);
+    ch.setUint16(4, 0x031e, true); // made by unix
+    ch.setUint16(6, 10, true);
+    ch.setUint16(8, 0x0800, true);
+    ch.setUint16(10, 0, true);
+    ch.setUint16(12, 0, true);
+    ch.setUint16(14, 0x5121, true);
+    ch.setUint32(16, crc, true);
+    ch.setUint32(20, data.length, true);
+    ch.setUint32(24, data.length, true);
+    ch.setUint16(28, name.length, true);
+    ch.setUint32(38, ((e.symlink ? 0o120777 : 0o100644) << 16) >>> 0, true);
+    ch.setUint32(42, offset, true);
+    local.push(new Uint8Array(lh.buffer), name, data);
+    central.push(new Uint8Array(ch.buffer), name);
+    offset += 30 + name.length + data.length;
+  }
+  const cd = concat(central);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, entries.length, true);
+  end.setUint16(10, entries.length, true);
+  end.setUint32(12, cd.length, true);
+  end.setUint32(16, offset, true);
+  return concat([...local, cd, new Uint8Array(end.buffer)]);
+}
