@@ -1,4 +1,5 @@
 /** The ordered list of set-up steps. Each step returns true when it did work, false when cached. */
+import { pythonStep } from "./python.ts";
 import { nativeStep } from "./native.ts";
 
 export interface SetupContext {
@@ -18,4 +19,4 @@ export interface SetupStep {
   run: (ctx: SetupContext) => Promise<boolean>;
 }
 
-export const steps: SetupStep[] = [nativeStep];
+export const steps: SetupStep[] = [pythonStep, nativeStep];

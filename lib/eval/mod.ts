@@ -1,0 +1,39 @@
+/**
+ * Evaluation: confusion matrix → metrics (method.md §8), PaddleSeg's inference modes, exports, and the
+ * `evaluate` loop shared by in-training validation and `deno task val`.
+ */
+export { confusionCounts, ConfusionMatrix } from "./confusion.ts";
+export { computeMetrics, formatMetrics, type SegMetrics } from "./metrics.ts";
+export {
+  augInference,
+  describeEvalMode,
+  type EvalMode,
+  type EvalModeOptions,
+  flipCombinations,
+  forwardLogits,
+  inferScores,
+  predictClasses,
+  resizeBilinear,
+  resolveEvalMode,
+  scaledSize,
+  type SegPredictor,
+  slideInference,
+  slideWindows,
+  WHOLE_MODE,
+  type Window,
+} from "./inference.ts";
+export {
+  blend,
+  cityscapesStem,
+  colorize,
+  colorMapList,
+  defaultPalette,
+  denormalize,
+  type ExportItem,
+  type ExportOptions,
+  exportPrediction,
+  exportStem,
+  type Rgb,
+  trainIdsToLabelIds,
+} from "./export.ts";
+export { type EvalResult, type EvalSample, evaluate, type EvaluateOptions } from "./evaluate.ts";

@@ -1,0 +1,106 @@
+/**
+ * Set-up step `python`: a project-local virtual environment `.venv` (python3 -m venv) with the pinned
+ * packages of `scripts/requirements.txt` (the official Cityscapes evaluator, notebook tools). Idempotent:
+ * a stamp inside `.venv` records the SHA-256 of the requirements file and the interpreter version, so the
+ * step re-installs only when the file changes (or the venv is broken) and otherwise costs one process start.
+ *
+ * The interpreter is `$PC_PYTHON` when set, else `python3` (≥ 3.9).
+ */
+import { join } from "node:path";
+import type { SetupContext, SetupStep } from "./steps.ts";
+
+const STAMP = ".pc-setup-stamp.json";
+
+async function sha256(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function output(cmd: string, args: string[]): Promise<{ ok: boolean; text: string }> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    const dec = new TextDecoder();
+    return { ok: r.success, text: (dec.decode(r.stdout) + dec.decode(r.stderr)).trim() };
+  } catch (e) {
+    return { ok: false, text: (e as Error).message };
+  }
+}
+
+/** Runs a command, passing progress lines to `log`; throws with the output's tail on failure. */
+async function streamed(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const child = new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).spawn();
+  const tail: string[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    let buf = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      const lines = buf.split(/\r?\n/);
+      buf = lines.pop() ?? "";
+      for (const line of lines) {
+        tail.push(line);
+        if (tail.length > 40) tail.shift();
+        // pip's own progress lines: one per package collected / installed, and the summary
+        if (/^(Collecting|Downloading|Installing|Successfully|ERROR|WARNING: Retrying)/.test(line.trim())) {
+          log(`  pip: ${line.trim()}`);
+        }
+      }
+    }
+    if (buf) tail.push(buf);
+  };
+  const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
+  if (!status.success) {
+    throw new Error(`'${cmd} ${args.join(" ")}' failed (exit ${status.code}):\n${tail.join("\n")}`);
+  }
+}
+
+export const pythonStep: SetupStep = {
+  name: "python",
+  purposes: ["test"],
+  async run(ctx: SetupContext): Promise<boolean> {
+    const venv = join(ctx.root, ".venv");
+    const reqPath = join(ctx.root, "scripts", "requirements.txt");
+    const py = join(venv, "bin", "python");
+    let reqText: string;
+    try {
+      reqText = await Deno.readTextFile(reqPath);
+    } catch (e) {
+      throw new Error(`cannot read ${reqPath}: ${(e as Error).message}`);
+    }
+    const venvPy = await output(py, ["--version"]);
+    const want = { requirements: await sha256(reqText), python: venvPy.ok ? venvPy.text : "" };
+    if (venvPy.ok) {
+      try {
+        const stamp = JSON.parse(await Deno.readTextFile(join(venv, STAMP)));
+        if (stamp.requirements === want.requirements && stamp.python === want.python) return false;
+      } catch { /* no or unreadable stamp: install */ }
+    }
+
+    if (!venvPy.ok) {
+      const base = Deno.env.get("PC_PYTHON") ?? "python3";
+      const v = await output(base, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]);
+      if (!v.ok) throw new Error(`no Python interpreter '${base}' (install Python ≥ 3.9 or set PC_PYTHON)`);
+      const [maj, min] = v.text.split(".").map(Number);
+      if (maj < 3 || (maj === 3 && min < 9)) throw new Error(`'${base}' is Python ${v.text}; need ≥ 3.9`);
+      ctx.log(`python: creating .venv with ${base} (Python ${v.text})`);
+      await Deno.remove(venv, { recursive: true }).catch(() => {});
+      await streamed(base, ["-m", "venv", venv], ctx.root, ctx.log);
+      want.python = (await output(py, ["--version"])).text;
+    }
+    ctx.log("python: installing scripts/requirements.txt into .venv (first time: about a minute)");
+    await streamed(
+      py,
+      ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", reqPath],
+      ctx.root,
+      ctx.log,
+    );
+    const tmp = join(venv, `${STAMP}.${Deno.pid}.tmp`);
+    await Deno.writeTextFile(tmp, JSON.stringify(want));
+    await Deno.rename(tmp, join(venv, STAMP));
+    return true;
+  },
+};
