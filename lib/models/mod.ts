@@ -1,0 +1,45 @@
+/**
+ * lib/models: HRNet backbones, the contrast segmentation model, weight import/export.
+ * Knows nothing about losses, data files or training loops.
+ *
+ *   const model = buildModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, rng.fork("init"));
+ *   await loadPretrained(model, "hrnet_w48_ssld.pdparams", { scope: "backbone" });
+ *   const { logitsUp, logits4, embed } = model.forward(x, { training: true, rng });   // x: [N,H,W,3]
+ *   model.commitBnUpdates();                                                          // after the step
+ *   const logits = model.predict(x);                                                  // eval, no proj head
+ */
+export {
+  buildModel,
+  countParams,
+  type ForwardOptions,
+  type ModelOptions,
+  type ModelType,
+  type ParamCounts,
+  paramGroup,
+  type ParamGroup,
+  resolveModelOptions,
+  type ResolvedModelOptions,
+  SegModel,
+  type SegOutputs,
+} from "./contrast.ts";
+export { BACKBONE_NAMES, type BackboneName, HRNET_CONFIGS, type HRNetConfig } from "./hrnet.ts";
+export { BnUpdates, type PaddingMode } from "./layers.ts";
+export { dropout2d, interpolationMatrix, l2Normalize, resizeBilinear } from "./ops.ts";
+export { type ParamSpec, ParamStore } from "./params.ts";
+export { formatCounts, summarize } from "./summary.ts";
+export {
+  applyWeights,
+  exportWeights,
+  formatLoadReport,
+  type LoadOptions,
+  type LoadReport,
+  loadPretrained,
+  loadPretrainedBytes,
+  loadWeights,
+  saveWeights,
+  WEIGHTS_FORMAT,
+} from "./weights.ts";
+export { parseWeightFile, readWeightFile, type WeightFile } from "./io/read.ts";
+export { PickleError, UnsafePickleError } from "./io/pickle.ts";
+export { encodeSafetensors, readSafetensors, writeFileAtomic, writeSafetensors } from "./io/safetensors.ts";
+export type { DType, RawTensor } from "./io/tensor.ts";

@@ -1,0 +1,139 @@
+/**
+ * Tensor operations the model needs with exact Paddle semantics and correct gradients on every backend.
+ *
+ * - `resizeBilinear`: forward with TF.js' kernel; backward is our own, because TF.js' ResizeBilinearGrad
+ *   kernels (cpu and tfjs-node) ignore `halfPixelCenters` (wrong gradient for align_corners=False) and the
+ *   cpu one also returns a transposed shape for non-square inputs.
+ * - `batchNormTrain`: batch-statistics BatchNorm with the standard closed-form backward (one pass, no tiled
+ *   intermediates) that also hands out the batch statistics for the running-average update.
+ * - `dropout2d`: whole-channel dropout whose mask comes from an injected `Rng`.
+ * - `l2Normalize`: x / max(||x||_2, 1e-12) along channels, as `F.normalize` in Paddle and PyTorch.
+ *
+ * All tensors are NHWC.
+ */
+import { tf } from "../backend/tf.ts";
+import type { Rng } from "../util/rng.ts";
+
+/**
+ * Interpolation matrix M `[outSize, inSize]` of a 1-D bilinear resize, so that y = M x. Coefficients follow
+ * TensorFlow's resize kernel (which equals Paddle `align_mode=0` / PyTorch for align_corners=False, and the
+ * align_corners=True convention otherwise): source = (i + 0.5) * in/out - 0.5 (half-pixel centres) or
+ * i * (in-1)/(out-1) (align corners); lower = max(floor(src), 0), upper = min(ceil(src), in-1),
+ * weights (1 - frac, frac) with frac = src - floor(src).
+ */
+export function interpolationMatrix(inSize: number, outSize: number, alignCorners: boolean): Float32Array {
+  const m = new Float32Array(outSize * inSize);
+  const scale = alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
+  for (let i = 0; i < outSize; i++) {
+    const src = alignCorners ? i * scale : (i + 0.5) * scale - 0.5;
+    const f = Math.floor(src);
+    const lower = Math.max(f, 0);
+    const upper = Math.min(Math.ceil(src), inSize - 1);
+    const frac = src - f;
+    m[i * inSize + lower] += 1 - frac;
+    m[i * inSize + upper] += frac;
+  }
+  return m;
+}
+
+/** dx of a bilinear resize: dx = My^T dy Mx (per image and channel), as two 2-D matmuls. */
+function resizeBilinearAdjoint(
+  dy: tf.Tensor4D,
+  inSize: [number, number],
+  alignCorners: boolean,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, ho, wo, c] = dy.shape;
+    const [h, w] = inSize;
+    const my = tf.tensor2d(interpolationMatrix(h, ho, alignCorners), [ho, h]);
+    const mx = tf.tensor2d(interpolationMatrix(w, wo, alignCorners), [wo, w]);
+    let t = tf.reshape(tf.transpose(dy, [1, 0, 2, 3]), [ho, n * wo * c]);
+    t = tf.matMul(my, t, true, false); // [h, n*wo*c]
+    t = tf.reshape(tf.transpose(tf.reshape(t, [h, n, wo, c]), [2, 0, 1, 3]), [wo, h * n * c]);
+    t = tf.matMul(mx, t, true, false); // [w, h*n*c]
+    return tf.transpose(tf.reshape(t, [w, h, n, c]), [2, 1, 0, 3]) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Bilinear resize of `x: [N,H,W,C]` to `size = [outH, outW]`.
+ * alignCorners=false: half-pixel centres (Paddle/PyTorch align_corners=False, the REPRO default);
+ * alignCorners=true: corner pixels aligned (TORCH mode). Same size: returns `x` itself.
+ */
+export function resizeBilinear(x: tf.Tensor4D, size: [number, number], alignCorners: boolean): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  if (h === size[0] && w === size[1]) return x;
+  const op = tf.customGrad((xi: tf.Tensor | tf.GradSaveFunc) => ({
+    value: tf.image.resizeBilinear(xi as tf.Tensor4D, size, alignCorners, !alignCorners),
+    gradFunc: (dy: tf.Tensor) => resizeBilinearAdjoint(dy as tf.Tensor4D, [h, w], alignCorners),
+  }));
+  return op(x) as tf.Tensor4D;
+}
+
+/** Receives the batch statistics of a training-mode BatchNorm (kept tensors; the receiver disposes). */
+export type BatchStatsSink = (mean: tf.Tensor1D, variance: tf.Tensor1D) => void;
+
+/**
+ * Training-mode BatchNorm over N, H, W of `x: [N,H,W,C]`, normalising with the batch mean and the biased
+ * batch variance (as Paddle does, both for normalising and for the running update). `onStats` gets kept
+ * copies of (mean, variance), never part of the gradient.
+ */
+export function batchNormTrain(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  epsilon: number,
+  onStats?: BatchStatsSink,
+): tf.Tensor4D {
+  const [n, h, w] = x.shape;
+  const m = n * h * w;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, g, b] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const mean = tf.mean(xi, [0, 1, 2]);
+    const centered = tf.sub(xi, mean);
+    const variance = tf.mean(tf.square(centered), [0, 1, 2]);
+    const invStd = tf.rsqrt(tf.add(variance, epsilon));
+    const xhat = tf.mul(centered, invStd);
+    if (onStats) onStats(tf.keep(mean.clone()) as tf.Tensor1D, tf.keep(variance.clone()) as tf.Tensor1D);
+    save([xhat, invStd, g]);
+    return {
+      value: tf.add(tf.mul(xhat, g), b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sxhat, sinvStd, sg] = saved;
+        const dbeta = tf.sum(dy, [0, 1, 2]);
+        const dgamma = tf.sum(tf.mul(dy, sxhat), [0, 1, 2]);
+        // dx = gamma * invStd * (dy - mean(dy) - xhat * mean(dy * xhat))
+        const dx = tf.mul(
+          tf.mul(sg, sinvStd),
+          tf.sub(tf.sub(dy, tf.div(dbeta, m)), tf.mul(sxhat, tf.div(dgamma, m))),
+        );
+        return [dx, dgamma, dbeta];
+      },
+    };
+  });
+  return op(x, gamma, beta) as tf.Tensor4D;
+}
+
+/**
+ * Dropout2D (Paddle `nn.Dropout2D`, PyTorch `nn.Dropout2d`): in training, each (image, channel) is zeroed
+ * with probability p and the survivors are scaled by 1/(1-p). The mask is drawn on the host from `rng`
+ * (N*C uniforms in image-major, channel-minor order), so a run is reproducible from its seed.
+ */
+export function dropout2d(x: tf.Tensor4D, p: number, rng: Rng): tf.Tensor4D {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout probability must be in [0, 1), got ${p}`);
+  if (p === 0) return x;
+  const [n, , , c] = x.shape;
+  const mask = new Float32Array(n * c);
+  const keep = 1 / (1 - p);
+  for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < p ? 0 : keep;
+  return tf.tidy(() => tf.mul(x, tf.tensor4d(mask, [n, 1, 1, c])));
+}
+
+/** x / max(||x||_2, 1e-12) along the last (channel) axis. */
+export function l2Normalize(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(tf.sum(tf.square(x), -1, true));
+    return tf.div(x, tf.maximum(norm, 1e-12));
+  });
+}
