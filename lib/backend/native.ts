@@ -285,7 +285,7 @@ function probeDriver(): { ok: boolean; text: string } {
     return {
       ok: false,
       text: `no NVIDIA driver: ${where}libcuda.so.1 cannot be loaded (${
-        (e as Error).message.split("\n")[0]
+        (e as Error).message.split("\n")[0].replace(/^(Could not open library: )+/, "")
       })`,
     };
   }
