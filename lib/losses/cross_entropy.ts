@@ -1,0 +1,104 @@
+/**
+ * Pixel cross-entropy with an ignore label, reduced as PaddleSeg's `CrossEntropyLoss` (method.md §3):
+ *
+ *   loss_p = w_{y_p} · (−log softmax(x_p)[y_p])          (w ≡ 1 when unweighted)
+ *   CE     = mean_p(loss_p · m_p) / (mean_p(w_{y_p} · m_p) + 1e-8),   m_p = [y_p ≠ ignore]
+ *
+ * Unweighted this is the mean over non-ignored pixels (up to the 1e-8); weighted it is PaddleSeg's
+ * (and TORCH's `elementwise_mean`) Σ w·nll / Σ w. All pixels ignored → exactly 0 (numerator is 0).
+ */
+import { type Tensor, type Tensor3D, type Tensor4D, tf } from "../backend/tf.ts";
+
+type Scalar = tf.Scalar;
+import { type CrossEntropyOptions, DEFAULT_CE_OPTIONS, resolveClassWeights } from "./options.ts";
+import { resizeBilinearLogits } from "./resize.ts";
+
+export const CE_EPS = 1e-8;
+
+/**
+ * Bilinear upsampling of logits to the label size (no-op when equal). `alignCorners` false is
+ * PaddleSeg's half-pixel mode (`align_corners=False`), true is TORCH's. Differentiable on every backend.
+ * logits: [N,h,w,C] float32 → [N,H,W,C].
+ */
+export function upsampleLogits(logits: Tensor4D, size: [number, number], alignCorners = false): Tensor4D {
+  const [, h, w] = logits.shape;
+  if (h === size[0] && w === size[1]) return logits;
+  return resizeBilinearLogits(logits, size, alignCorners);
+}
+
+/**
+ * logits: [N,h,w,C] float32 (upsampled to the label size when smaller), labels: [N,H,W] int32.
+ * Returns a scalar. Labels outside [0, C) other than the ignore index contribute 0 to the numerator
+ * (they are the data pipeline's responsibility; PaddleSeg would fail on them).
+ */
+export function crossEntropyLoss(
+  logits: Tensor4D,
+  labels: Tensor3D,
+  options: Partial<CrossEntropyOptions> = {},
+): Scalar {
+  const o = { ...DEFAULT_CE_OPTIONS, ...options };
+  checkShapes(logits, labels);
+  const numClasses = logits.shape[3];
+  const weights = resolveClassWeights(o.weight, numClasses);
+  return tf.tidy(() => {
+    const [, H, W] = labels.shape;
+    const x = upsampleLogits(logits, [H, W], o.alignCorners);
+    const logp = tf.logSoftmax(x, -1);
+    const mask = tf.cast(tf.notEqual(labels, tf.scalar(o.ignoreIndex, "int32")), "float32");
+    // oneHot gives an all-zero row for indices outside [0, C) (255, -1): those pixels add nothing.
+    const oneHot = tf.oneHot(labels, numClasses, 1, 0, "float32") as Tensor;
+    const nll = tf.neg(tf.sum(tf.mul(oneHot, logp), -1));
+    const n = mask.size;
+    if (weights === null) {
+      const num = tf.div(tf.sum(tf.mul(nll, mask)), n);
+      return tf.div(num, tf.add(tf.div(tf.sum(mask), n), CE_EPS)) as Scalar;
+    }
+    const w = tf.sum(tf.mul(oneHot, tf.tensor1d(weights)), -1); // w_{y_p}, 0 where out of range
+    const wm = tf.mul(w, mask);
+    const num = tf.div(tf.sum(tf.mul(nll, wm)), n);
+    return tf.div(num, tf.add(tf.div(tf.sum(wm), n), CE_EPS)) as Scalar;
+  });
+}
+
+/**
+ * ∂CE/∂logits in closed form at the CE input size (after upsampling), for gradient-share diagnostics:
+ * w_y·m·(softmax − onehot) / (N_pix · (mean(w_y·m) + 1e-8)). Returns its L2 norm (a number, synchronous).
+ */
+export function crossEntropyGradNorm(
+  logits: Tensor4D,
+  labels: Tensor3D,
+  options: Partial<CrossEntropyOptions> = {},
+): number {
+  const o = { ...DEFAULT_CE_OPTIONS, ...options };
+  checkShapes(logits, labels);
+  const numClasses = logits.shape[3];
+  const weights = resolveClassWeights(o.weight, numClasses);
+  const norm = tf.tidy(() => {
+    const [, H, W] = labels.shape;
+    const x = upsampleLogits(logits, [H, W], o.alignCorners);
+    const p = tf.softmax(x, -1);
+    const mask = tf.cast(tf.notEqual(labels, tf.scalar(o.ignoreIndex, "int32")), "float32");
+    const oneHot = tf.oneHot(labels, numClasses, 1, 0, "float32") as Tensor;
+    let wm: Tensor = mask;
+    if (weights !== null) wm = tf.mul(mask, tf.sum(tf.mul(oneHot, tf.tensor1d(weights)), -1));
+    const denom = tf.mul(tf.add(tf.div(tf.sum(wm), mask.size), CE_EPS), mask.size);
+    const g = tf.div(tf.mul(tf.sub(p, oneHot), tf.expandDims(wm, -1)), denom);
+    return tf.sqrt(tf.sum(tf.square(g)));
+  });
+  const v = norm.dataSync()[0];
+  norm.dispose();
+  return v;
+}
+
+function checkShapes(logits: Tensor4D, labels: Tensor3D): void {
+  if (logits.rank !== 4) {
+    throw new Error(`losses/cross_entropy: logits must be [N,H,W,C], got ${logits.shape}`);
+  }
+  if (labels.rank !== 3) throw new Error(`losses/cross_entropy: labels must be [N,H,W], got ${labels.shape}`);
+  if (labels.dtype !== "int32") {
+    throw new Error(`losses/cross_entropy: labels must be int32, got ${labels.dtype}`);
+  }
+  if (logits.shape[0] !== labels.shape[0]) {
+    throw new Error(`losses/cross_entropy: batch ${logits.shape[0]} (logits) != ${labels.shape[0]} (labels)`);
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * PixelContrastLoss (method.md §4): hard/easy anchor sampling on the stride-4 embeddings and the
+ * supervised pixel-to-pixel InfoNCE, per contrast group of images, optionally against a memory bank.
+ *
+ *   inputs: logits4 [N,h,w,C] (stride-4 logits → predictions), embed [N,h,w,D] (unit vectors),
+ *           labels [N,H,W] int32 (full resolution; picked at label[r·i, r·j], r = H/h)
+ *
+ * Groups: images [g·G, (g+1)·G) form one contrast group (G = contrast_group_size, 0 = whole batch; the
+ * reference's per-GPU batch is G = 2). Sampling caps (max_samples, max_views) apply per group and the
+ * term is the mean over groups, each group's term being the reference's per-GPU loss (gradients of
+ * data-parallel GPUs are averaged). An empty group (no class with more than max_views pixels, or more
+ * (image, class) pairs than max_samples) contributes 0 — both references crash there (method.md §4.3).
+ *
+ * Host/device split: labels and predictions at embedding resolution are downloaded once (2·N·h·w int32);
+ * the anchor selection runs on the host; the embeddings of all groups' anchors are gathered with one
+ * gather whose gradient is one ScatterNd.
+ */
+import { type Tensor1D, type Tensor2D, type Tensor3D, type Tensor4D, tf } from "../backend/tf.ts";
+import type { Rng } from "../util/rng.ts";
+import { gatherRows } from "./contrastive.ts";
+import {
+  type ContrastPlan,
+  disposePlan,
+  inBatchPlan,
+  memoryPlan,
+  planLoss,
+  planSimilaritySums,
+} from "./contrast_plan.ts";
+import { labelsAndPredictions } from "./labels.ts";
+import type { MemoryBank, MemoryUpdateInfo } from "./memory_bank.ts";
+import { contrastOptions, type PixelContrastOptions } from "./options.ts";
+import { type AnchorSample, sampleHardAnchors } from "./sampler.ts";
+
+type Scalar = tf.Scalar;
+
+export interface PixelContrastInputs {
+  /** [N,h,w,C] stride-4 logits (predictions = argmax; no gradient). */
+  logits4: Tensor4D;
+  /** [N,h,w,D] embeddings (L2-normalised by the projection head). */
+  embed: Tensor4D;
+  /** [N,H,W] int32 labels at input resolution. */
+  labels: Tensor3D;
+}
+
+export interface PixelContrastContext {
+  /** Required unless options.draw is "identity" (and no semi-hard mining / memory update runs). */
+  rng?: Rng;
+  /** Memory bank (used when options.memory.enabled). */
+  memory?: MemoryBank | null;
+  /** Enqueue this batch into the memory after the loss (default true when a memory is used). */
+  updateMemory?: boolean;
+  /** Compute mean positive/negative cosine similarity (one extra small download). Default true. */
+  similarityStats?: boolean;
+  /** Compute ‖∂contrast/∂embed‖ (re-evaluates the plans on a copy of the anchors). Default false. */
+  gradNorm?: boolean;
+}
+
+export interface ContrastGroupInfo {
+  firstImage: number;
+  numImages: number;
+  /** (image, class) pairs that passed the count rule. */
+  totalClasses: number;
+  nView: number;
+  anchors: number;
+  validRows: number;
+  /** No anchors: the group's term is 0. */
+  empty: boolean;
+}
+
+export interface ContrastDiagnostics {
+  /** Plain-text statement of the grouping and caps, for logs. */
+  note: string;
+  groupSize: number;
+  groups: ContrastGroupInfo[];
+  emptyGroups: number;
+  maxSamplesPerGroup: number;
+  maxViews: number;
+  anchors: number;
+  /** [numClasses] anchors per class (summed over groups). */
+  anchorsPerClass: number[];
+  hardAnchors: number;
+  easyAnchors: number;
+  /** How many (image, class) pairs used each keep rule of method.md §4.3. */
+  keepRules: { a: number; b: number; c: number };
+  /** Anchor rows left out of the mean because they had no positive. */
+  rowsWithoutPositive: number;
+  /** Mean cosine similarity over positive / negative pairs (null when not computed or no pair). */
+  meanPosSim: number | null;
+  meanNegSim: number | null;
+  /** ‖∂contrast/∂embed‖ (unweighted term), when asked. */
+  gradNorm: number | null;
+  memory: null | {
+    reproducePublicCode: boolean;
+    mining: string;
+    contrastSetSize: number;
+    enqueuedSegments: number;
+    enqueuedPixels: number;
+  };
+}
+
+export interface PixelContrastResult {
+  loss: Scalar;
+  diagnostics: ContrastDiagnostics;
+  /** Host copies of the labels/predictions at embedding resolution (reusable by the caller). */
+  labelsDown: Int32Array;
+}
+
+/** Image ranges of the contrast groups for a batch of n images. */
+export function contrastGroups(n: number, groupSize: number): Array<[number, number]> {
+  const G = groupSize <= 0 ? n : groupSize;
+  const out: Array<[number, number]> = [];
+  for (let s = 0; s < n; s += G) out.push([s, Math.min(n, s + G)]);
+  return out;
+}
+
+/**
+ * The contrast term. Must be called inside the caller's gradient closure (it reads labels and
+ * predictions synchronously); the returned loss is differentiable w.r.t. `embed` only.
+ */
+export function pixelContrastLoss(
+  inputs: PixelContrastInputs,
+  options: Partial<PixelContrastOptions> | PixelContrastOptions = {},
+  ctx: PixelContrastContext = {},
+): PixelContrastResult {
+  const o = contrastOptions(options as Parameters<typeof contrastOptions>[0]);
+  const { logits4, embed, labels } = inputs;
+  checkInputs(logits4, embed, labels);
+  const [N, h, w, C] = logits4.shape;
+  const D = embed.shape[3];
+  const P = h * w;
+  const useMemory = o.memory.enabled;
+  if (useMemory && !ctx.memory) {
+    throw new Error("losses/pixel_contrast: memory.enabled but no MemoryBank was passed");
+  }
+  if (o.draw === "random" && !ctx.rng) {
+    throw new Error("losses/pixel_contrast: a seeded Rng is required (ctx.rng)");
+  }
+
+  const host = labelsAndPredictions(labels, logits4);
+  const groups = contrastGroups(N, o.contrastGroupSize);
+  const samples: AnchorSample[] = [];
+  const infos: ContrastGroupInfo[] = [];
+  const sOpts = { maxSamples: o.maxSamples, maxViews: o.maxViews, ignoreIndex: o.ignoreIndex, draw: o.draw };
+  // View-major rows of all groups, concatenated: group g occupies rows [rowStart[g], rowStart[g+1]).
+  const rowIdx: number[] = [];
+  const rowLab: number[] = [];
+  const rowStart: number[] = [0];
+  for (const [g0, g1] of groups) {
+    const s = sampleHardAnchors(
+      host.labels.subarray(g0 * P, g1 * P),
+      host.preds.subarray(g0 * P, g1 * P),
+      g1 - g0,
+      P,
+      sOpts,
+      ctx.rng,
+    );
+    samples.push(s);
+    const A = s.totalClasses, V = s.nView;
+    for (let v = 0; v < V; v++) {
+      for (let a = 0; a < A; a++) {
+        rowIdx.push(g0 * P + s.indices[a * V + v]);
+        rowLab.push(s.classIds[a]);
+      }
+    }
+    rowStart.push(rowIdx.length);
+    infos.push({
+      firstImage: g0,
+      numImages: g1 - g0,
+      totalClasses: A,
+      nView: V,
+      anchors: A * V,
+      validRows: 0,
+      empty: A * V === 0,
+    });
+  }
+
+  const memSet = useMemory && rowIdx.length > 0
+    ? { features: ctx.memory!.contrastFeatures(), labels: ctx.memory!.contrastLabels() }
+    : null;
+  const ownsMemFeatures = useMemory && o.memory.reproducePublicCode; // public mode returns a new tensor
+
+  let simPos = 0, simNeg = 0, posPairs = 0, negPairs = 0, gradNorm: number | null = null;
+  const wantStats = ctx.similarityStats !== false;
+  const loss = tf.tidy(() => {
+    if (rowIdx.length === 0) return tf.scalar(0);
+    const flat = tf.reshape(embed, [N * P, D]) as Tensor2D;
+    const rows = gatherRows(flat, Int32Array.from(rowIdx));
+    const plans: Array<ContrastPlan | null> = groups.map((_, g) => {
+      const r0 = rowStart[g], r1 = rowStart[g + 1];
+      if (r1 === r0) return null;
+      const labs = Int32Array.from(rowLab.slice(r0, r1));
+      if (!memSet) return inBatchPlan(labs, o);
+      const anchors = tf.slice(rows, [r0, 0], [r1 - r0, D]) as Tensor2D;
+      return memoryPlan(anchors, labs, memSet.features, memSet.labels, {
+        ...o,
+        ...o.memory,
+        removeDiagonal: o.memory.reproducePublicCode,
+      }, ctx.rng);
+    });
+    const total = (x: Tensor2D): Scalar =>
+      tf.tidy(() => {
+        const parts: Scalar[] = [];
+        plans.forEach((plan, g) => {
+          if (!plan) return;
+          const r0 = rowStart[g], r1 = rowStart[g + 1];
+          parts.push(planLoss(tf.slice(x, [r0, 0], [r1 - r0, D]) as Tensor2D, plan, o.temperature));
+        });
+        return tf.div(tf.addN(parts), groups.length) as Scalar;
+      });
+    const value = total(rows);
+    plans.forEach((plan, g) => {
+      if (!plan) return;
+      infos[g].validRows = plan.validRows;
+      posPairs += plan.posPairs;
+      negPairs += plan.negPairs;
+    });
+    if (wantStats) {
+      const sums = tf.tidy(() => {
+        const parts: Tensor1D[] = [];
+        plans.forEach((plan, g) => {
+          if (!plan || plan.validRows === 0) return;
+          const r0 = rowStart[g], r1 = rowStart[g + 1];
+          parts.push(planSimilaritySums(tf.slice(rows, [r0, 0], [r1 - r0, D]) as Tensor2D, plan));
+        });
+        return parts.length ? tf.addN(parts) : tf.zeros([2]);
+      });
+      const v = sums.dataSync();
+      simPos = v[0];
+      simNeg = v[1];
+    }
+    if (ctx.gradNorm) {
+      const g = tf.tidy(() => {
+        const copy = tf.add(rows, 0) as Tensor2D; // a fresh leaf for tf.grad
+        return tf.norm(tf.grad((x: tf.Tensor) => total(x as Tensor2D))(copy));
+      });
+      gradNorm = g.dataSync()[0];
+    }
+    plans.forEach((p) => p && disposePlan(p));
+    return value;
+  });
+  if (ownsMemFeatures && memSet) memSet.features.dispose();
+
+  let mem: MemoryUpdateInfo = { segments: 0, pixels: 0 };
+  if (useMemory && ctx.updateMemory !== false) {
+    if (!ctx.rng) throw new Error("losses/pixel_contrast: the memory update needs ctx.rng");
+    mem = ctx.memory!.updateFromBatch(embed, labels, ctx.rng, host.labels);
+  }
+
+  const diagnostics = summarise(samples, infos, o, C, {
+    posPairs,
+    negPairs,
+    simPos,
+    simNeg,
+    wantStats,
+    gradNorm,
+    memory: useMemory
+      ? {
+        reproducePublicCode: o.memory.reproducePublicCode,
+        mining: o.memory.mining,
+        contrastSetSize: ctx.memory!.contrastLabels().length,
+        enqueuedSegments: mem.segments,
+        enqueuedPixels: mem.pixels,
+      }
+      : null,
+  });
+  return { loss, diagnostics, labelsDown: host.labels };
+}
+
+function summarise(
+  samples: AnchorSample[],
+  infos: ContrastGroupInfo[],
+  o: PixelContrastOptions,
+  numClasses: number,
+  x: {
+    posPairs: number;
+    negPairs: number;
+    simPos: number;
+    simNeg: number;
+    wantStats: boolean;
+    gradNorm: number | null;
+    memory: ContrastDiagnostics["memory"];
+  },
+): ContrastDiagnostics {
+  const perClass = new Array<number>(numClasses).fill(0);
+  let hard = 0, easy = 0;
+  const rules = { a: 0, b: 0, c: 0 };
+  for (const s of samples) {
+    for (const k of s.keeps) {
+      if (k.classId < numClasses) perClass[k.classId] += k.keepHard + k.keepEasy;
+      hard += k.keepHard;
+      easy += k.keepEasy;
+      rules[k.rule]++;
+    }
+  }
+  const anchors = infos.reduce((t, g) => t + g.anchors, 0);
+  const valid = infos.reduce((t, g) => t + g.validRows, 0);
+  const G = o.contrastGroupSize <= 0 ? "the whole batch" : `groups of ${o.contrastGroupSize} images`;
+  return {
+    note: `contrast per ${G} (${infos.length} group(s)); caps per group: max_samples ${o.maxSamples}, ` +
+      `max_views ${o.maxViews}; empty groups count as 0 in the mean over groups` +
+      (x.memory
+        ? `; contrast set = memory (${x.memory.reproducePublicCode ? "public-code" : "intended"} semantics)`
+        : ""),
+    groupSize: o.contrastGroupSize,
+    groups: infos,
+    emptyGroups: infos.filter((g) => g.empty).length,
+    maxSamplesPerGroup: o.maxSamples,
+    maxViews: o.maxViews,
+    anchors,
+    anchorsPerClass: perClass,
+    hardAnchors: hard,
+    easyAnchors: easy,
+    keepRules: rules,
+    rowsWithoutPositive: anchors - valid,
+    meanPosSim: x.wantStats && x.posPairs > 0 ? x.simPos / x.posPairs : null,
+    meanNegSim: x.wantStats && x.negPairs > 0 ? x.simNeg / x.negPairs : null,
+    gradNorm: x.gradNorm,
+    memory: x.memory,
+  };
+}
+
+function checkInputs(logits4: Tensor4D, embed: Tensor4D, labels: Tensor3D): void {
+  if (logits4.rank !== 4) {
+    throw new Error(`losses/pixel_contrast: logits4 must be [N,h,w,C], got ${logits4.shape}`);
+  }
+  if (embed.rank !== 4) throw new Error(`losses/pixel_contrast: embed must be [N,h,w,D], got ${embed.shape}`);
+  if (labels.rank !== 3 || labels.dtype !== "int32") {
+    throw new Error(
+      `losses/pixel_contrast: labels must be [N,H,W] int32, got ${labels.shape} ${labels.dtype}`,
+    );
+  }
+  const [n, h, w] = logits4.shape;
+  if (embed.shape[0] !== n || embed.shape[1] !== h || embed.shape[2] !== w) {
+    throw new Error(
+      `losses/pixel_contrast: embed ${embed.shape} and logits4 ${logits4.shape} differ in N, h or w`,
+    );
+  }
+  if (labels.shape[0] !== n) {
+    throw new Error(`losses/pixel_contrast: labels batch ${labels.shape[0]} != ${n}`);
+  }
+  if (labels.shape[1] < h || labels.shape[2] < w) {
+    throw new Error(
+      `losses/pixel_contrast: labels ${labels.shape} smaller than the embedding grid ${h}x${w}`,
+    );
+  }
+}
