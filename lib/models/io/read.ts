@@ -70,7 +70,8 @@ export async function parseWeightFile(input: Uint8Array, source: string): Promis
     const obj = await readTorchCheckpoint(bytes, source);
     return { source, format: "torch", tensors: flattenTensors(obj), metadata: {}, layout: "OIHW" };
   }
-  if (bytes[0] === 0x80) {
+  // protocol >= 2 starts with PROTO (0x80); protocol 0/1 pickles start with an opcode character
+  if (bytes[0] === 0x80 || "(c}]iNISVdlLFP".includes(String.fromCharCode(bytes[0]))) {
     const { value } = unpickle(bytes, { source, globals: NUMPY_GLOBALS });
     return { source, format: "paddle", tensors: flattenTensors(value), metadata: {}, layout: "OIHW" };
   }
