@@ -362,7 +362,7 @@ export function nativeGpuReport(root = projectRoot()): Promise<string> {
     : join(nativeCacheDir(root), `tf-${NATIVE_TF_VERSION}-gpu`);
   const absent: string[] = [];
   for (const [pkg, dir] of Object.entries(NVIDIA_CU12_PACKAGES)) {
-    const libDir = join(gpuRoot, "nvidia", dir, "lib");
+    const libDir = join(gpuRoot, "nvidia", dir); // cuda_nvcc has bin/ + nvvm/, the others lib/
     let found = false;
     try {
       found = statSync(libDir).isDirectory();

@@ -421,6 +421,15 @@ async function ensureBuild(ctx: SetupContext, cache: string, libRoot: string, pk
   if (existsSync(stampFile) && existsSync(out) && JSON.parse(readFileSync(stampFile, "utf8")).key === key) {
     return { file: out, size: statSync(out).size };
   }
+  for (const [tool, hint] of [["make", "make"], [Deno.env.get("CXX") ?? "g++", "a C++ compiler (g++)"]]) {
+    try {
+      new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
+    } catch {
+      throw new Error(
+        `node-gyp needs ${hint}, which is not on PATH (Debian: apt-get install build-essential)`,
+      );
+    }
+  }
   const nodeGyp = await ensureNodeGyp(ctx, cache);
   const nodeDir = nodeHeadersDir();
   // A copy: node_modules files are hard links into Deno's global npm cache, so they must never be edited in place.
