@@ -34,16 +34,28 @@ export function confusionCounts(
     const int = (v: number) => tf.scalar(v, "int32");
     const labelOk = tf.logicalAnd(l.greaterEqual(int(0)), l.less(int(C)));
     const predOk = tf.logicalAnd(p.greaterEqual(int(0)), p.less(int(C)));
-    const ignored = l.equal(int(ignoreIndex));
     const bin = (v: number) => tf.fill([l.size], v, "int32");
-    // Order matters: a valid pair first, then ignore (dropped: index past `size`), then the two error bins.
+    // The ignore index wins (dropped: its bin lies past `size`), then bad labels, then bad predictions.
     const code = tf.where(
-      tf.logicalAnd(labelOk, predOk),
-      l.mul(int(C)).add(p),
-      tf.where(ignored, bin(C * C + 2), tf.where(labelOk, bin(C * C + 1), bin(C * C))),
+      l.equal(int(ignoreIndex)),
+      bin(C * C + 2),
+      tf.where(labelOk, tf.where(predOk, l.mul(int(C)).add(p), bin(C * C + 1)), bin(C * C)),
     ) as tf.Tensor1D;
     return tf.bincount(code, tf.tensor1d([], "int32"), C * C + 2);
   });
+}
+
+/** Where the per-pixel counting runs: `device` = `confusionCounts` on the backend, `host` = a JS loop. */
+export type CountingStrategy = "device" | "host";
+
+/**
+ * The faster strategy for the current backend: on `cpu` and `wasm` the tensors already live in (or next to)
+ * JS memory and TF.js's generic elementwise kernels are slow there (2M pixels: ~2.4 s on cpu via tensors,
+ * milliseconds as a loop); on native TensorFlow and GPUs only C·C + 2 numbers should leave the device.
+ */
+export function defaultCountingStrategy(): CountingStrategy {
+  const b = tf.getBackend();
+  return b === "cpu" || b === "wasm" ? "host" : "device";
 }
 
 /** A C×C confusion matrix accumulated in float64 on the host (exact up to 2^53 pixels). */
@@ -52,22 +64,33 @@ export class ConfusionMatrix {
   readonly ignoreIndex: number;
   /** Row-major [label][pred] counts. */
   readonly counts: Float64Array;
+  /** Counting strategy; `undefined` = `defaultCountingStrategy()` at each call. */
+  strategy?: CountingStrategy;
 
-  constructor(numClasses: number, ignoreIndex = 255) {
+  constructor(numClasses: number, ignoreIndex = 255, strategy?: CountingStrategy) {
     if (!Number.isInteger(numClasses) || numClasses < 1) {
       throw new Error(`ConfusionMatrix: numClasses must be a positive integer (got ${numClasses})`);
     }
     this.numClasses = numClasses;
     this.ignoreIndex = ignoreIndex;
     this.counts = new Float64Array(numClasses * numClasses);
+    this.strategy = strategy;
   }
 
   /**
    * Adds a batch of predictions against labels (both int32 tensors of the same shape, e.g. [N,H,W]).
-   * Labels outside [0, C) other than the ignore index are an error (they would silently vanish otherwise).
-   * `what` names the data in error messages (e.g. an image path).
+   * Labels outside [0, C) other than the ignore index are an error (they would silently vanish otherwise);
+   * on error nothing is counted. `what` names the data in error messages (e.g. an image path).
    */
   async add(pred: tf.Tensor, label: tf.Tensor, what = "label"): Promise<void> {
+    if ((this.strategy ?? defaultCountingStrategy()) === "host") {
+      if (pred.shape.join(",") !== label.shape.join(",")) {
+        throw new Error(`${what}: prediction shape [${pred.shape}] != label shape [${label.shape}]`);
+      }
+      const [p, l] = await Promise.all([pred.data(), label.data()]);
+      this.addArrays(p, l, what);
+      return;
+    }
     const t = confusionCounts(pred, label, this.numClasses, this.ignoreIndex);
     let raw: Int32Array;
     try {
@@ -78,14 +101,22 @@ export class ConfusionMatrix {
     this.addRaw(raw, what);
   }
 
-  /** Synchronous variant of `add` (blocks on the download; fine on cpu/wasm/native). */
-  addSync(pred: tf.Tensor, label: tf.Tensor, what = "label"): void {
-    const t = confusionCounts(pred, label, this.numClasses, this.ignoreIndex);
-    try {
-      this.addRaw(t.dataSync() as Int32Array, what);
-    } finally {
-      t.dispose();
+  /** Host counting of class-id arrays (same rules and errors as `add`). */
+  addArrays(pred: ArrayLike<number>, label: ArrayLike<number>, what = "label"): void {
+    if (pred.length !== label.length) {
+      throw new Error(`${what}: ${pred.length} predictions for ${label.length} labels`);
     }
+    const C = this.numClasses, ignore = this.ignoreIndex;
+    const raw = new Int32Array(C * C + 2);
+    for (let i = 0; i < label.length; i++) {
+      const l = label[i];
+      if (l === ignore) continue;
+      const p = pred[i];
+      if (!(l >= 0 && l < C && Number.isInteger(l))) raw[C * C]++;
+      else if (!(p >= 0 && p < C && Number.isInteger(p))) raw[C * C + 1]++;
+      else raw[l * C + p]++;
+    }
+    this.addRaw(raw, what);
   }
 
   private addRaw(raw: Int32Array, what: string): void {

@@ -104,21 +104,26 @@ Deno.test("evaluate: slide and aug modes run end to end and print their mode", a
 });
 
 Deno.test("evaluate: labels at another size get scores resized to the label size", async () => {
-  const f = frames[0];
+  const [FH, FW] = [24, 200]; // stripes 8 px wide, so that a 2x downscale keeps them
+  const f = syntheticFrame(11, FH, FW);
+  const fullSample = sampleFrom("full", f.rgb, f.labelIds, FH, FW);
   // image downscaled 2x by nearest picks; the label stays at full size
-  const h = H / 2, w = W / 2;
+  const h = FH / 2, w = FW / 2;
   const small = new Uint8Array(h * w * 3);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      small.set(f.rgb.subarray(((2 * y) * W + 2 * x) * 3, ((2 * y) * W + 2 * x) * 3 + 3), (y * w + x) * 3);
+      small.set(f.rgb.subarray(((2 * y) * FW + 2 * x) * 3, ((2 * y) * FW + 2 * x) * 3 + 3), (y * w + x) * 3);
     }
   }
-  const s = sampleFrom("small", small, f.labelIds, h, w);
-  const r = await evaluate(predictor, [{ ...s, label: f.sample.label, labelHeight: H, labelWidth: W }], {
+  const s = sampleFrom("small", small, f.labelIds.subarray(0, h * w), h, w);
+  const r = await evaluate(predictor, [{ ...s, label: fullSample.label, labelHeight: FH, labelWidth: FW }], {
     numClasses: 19,
     progress: false,
   });
-  assertEquals(r.metrics.numPixels, f.sample.label.filter((v) => v !== 255).length);
+  assertEquals(r.metrics.numPixels, fullSample.label.filter((v) => v !== 255).length);
+  // upsampled half-resolution predictions still mostly hit the full-resolution stripes
+  const full = await evaluate(predictor, [fullSample], { numClasses: 19, progress: false });
+  assert(r.metrics.acc > 0.6 * full.metrics.acc, `acc ${r.metrics.acc} vs full-size ${full.metrics.acc}`);
 });
 
 Deno.test("evaluate: exports trainIds, labelIds (official names), colour and overlays", async () => {

@@ -1,7 +1,7 @@
 import { assert, assertAlmostEquals, assertClose, assertEquals, assertRejects } from "../_helpers/assert.ts";
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
-import { ConfusionMatrix } from "../../lib/eval/confusion.ts";
+import { ConfusionMatrix, type CountingStrategy } from "../../lib/eval/confusion.ts";
 import { computeMetrics, formatMetrics } from "../../lib/eval/metrics.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
@@ -66,10 +66,18 @@ function reference(pred: Int32Array, label: Int32Array, C: number) {
   };
 }
 
-Deno.test("metrics agree with an independent per-pixel computation on random data, across batches", async () => {
+const STRATEGIES: CountingStrategy[] = ["device", "host"];
+
+for (const strategy of STRATEGIES) {
+  Deno.test(`metrics agree with an independent per-pixel computation on random data (${strategy} counting)`, async () => {
+    await randomAgreement(strategy);
+  });
+}
+
+async function randomAgreement(strategy: CountingStrategy) {
   const rng = new Rng(7);
   const C = 19;
-  const cm = new ConfusionMatrix(C);
+  const cm = new ConfusionMatrix(C, 255, strategy);
   const allP: number[] = [], allL: number[] = [];
   const before = tf.memory().numTensors;
   for (let b = 0; b < 3; b++) {
@@ -100,10 +108,26 @@ Deno.test("metrics agree with an independent per-pixel computation on random dat
   assertEquals(m.classRecall[18], 0);
   assertEquals(m.classAcc[17], 0);
   assert(m.mIoU > 0.2 && m.mIoU < 0.9, `unexpected mIoU ${m.mIoU}`);
-});
+}
 
-Deno.test("labels outside the class set (other than ignore) are a clear error", async () => {
-  const cm = new ConfusionMatrix(3);
+for (const strategy of STRATEGIES) {
+  Deno.test(`the ignore index wins even inside [0, C) (${strategy} counting)`, async () => {
+    const cm = new ConfusionMatrix(3, 0, strategy);
+    const p = tf.tensor1d([0, 1, 2, 2], "int32"), l = tf.tensor1d([0, 0, 2, 1], "int32");
+    await cm.add(p, l);
+    assertEquals(cm.toRows(), [[0, 0, 0], [0, 0, 1], [0, 0, 1]]);
+    tf.dispose([p, l]);
+  });
+}
+
+for (const strategy of STRATEGIES) {
+  Deno.test(`labels outside the class set (other than ignore) are a clear error (${strategy})`, async () => {
+    await badLabels(strategy);
+  });
+}
+
+async function badLabels(strategy: CountingStrategy) {
+  const cm = new ConfusionMatrix(3, 255, strategy);
   const p = tf.tensor1d([0, 1, 2], "int32"), l = tf.tensor1d([0, 7, 255], "int32");
   await assertRejects(
     () => cm.add(p, l, "frankfurt_gtFine"),
@@ -114,7 +138,7 @@ Deno.test("labels outside the class set (other than ignore) are a clear error", 
   // nothing was counted by the failed calls
   assertEquals(cm.total, 0);
   tf.dispose([p, l, badP, okL]);
-});
+}
 
 Deno.test("merge and rows round-trip; formatMetrics prints the mode beside the numbers", async () => {
   const a = await metricsOf([0, 1, 1], [0, 0, 1], [3], 2);
