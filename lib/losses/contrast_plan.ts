@@ -196,7 +196,8 @@ export function planLoss(
   temperature: number,
   subtractRowMax = false,
 ): Scalar {
-  if (plan.validRows === 0) return tf.scalar(0);
+  // no row with a positive: exactly 0, still connected to the rows so that gradients are defined (zeros)
+  if (plan.validRows === 0) return tf.tidy(() => tf.mul(tf.sum(rows), 0) as Scalar);
   return tf.tidy(() => {
     const c = plan.contrast ?? rows;
     let s = tf.div(tf.matMul(rows, c, false, true), temperature) as Tensor2D;

@@ -30,14 +30,29 @@ export function downsampleLabels(labels: Tensor3D, size: [number, number]): Tens
   const [h, w] = size;
   if (h === H && w === W) return labels.clone();
   return tf.tidy(() => {
+    const n = labels.shape[0];
     if (H % h === 0 && W % w === 0) {
+      // label[r·i, r·j] as a reshape + slice (tfjs-wasm's StridedSlice returns int32 data typed float32)
       const rh = H / h, rw = W / w;
-      return tf.stridedSlice(labels, [0, 0, 0], labels.shape, [1, rh, rw]) as Tensor3D;
+      const cells = tf.reshape(labels, [n, h, rh, w, rw]);
+      return tf.reshape(tf.slice(cells, [0, 0, 0, 0, 0], [n, h, 1, w, 1]), [n, h, w]) as Tensor3D;
     }
-    const rows = tf.tensor1d(nearestSourceIndices(H, h), "int32");
-    const cols = tf.tensor1d(nearestSourceIndices(W, w), "int32");
-    return tf.gather(tf.gather(labels, rows, 1), cols, 2) as Tensor3D;
+    return pickRowsCols(labels, nearestSourceIndices(H, h), nearestSourceIndices(W, w));
   });
+}
+
+/** labels[:, rows, :][:, :, cols] by two int32 gathers. labels: [N,H,W] int32. */
+export function pickRowsCols(labels: Tensor3D, rows: Int32Array, cols: Int32Array): Tensor3D {
+  return tf.tidy(() =>
+    tf.gather(tf.gather(labels, tf.tensor1d(rows, "int32"), 1), tf.tensor1d(cols, "int32"), 2) as Tensor3D
+  );
+}
+
+/** labels[:, ::s, ::s] (PyTorch slicing; the public memory code's `network.stride` picks). */
+export function strideLabels(labels: Tensor3D, s: number): Tensor3D {
+  const [, H, W] = labels.shape;
+  const idx = (n: number) => Int32Array.from({ length: Math.ceil(n / s) }, (_, i) => i * s);
+  return pickRowsCols(labels, idx(H), idx(W));
 }
 
 /** logits: [N,h,w,C] → argmax over C, [N,h,w] int32 (no gradient; first maximum on ties). */

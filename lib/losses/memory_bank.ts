@@ -22,7 +22,7 @@
  */
 import { type Tensor2D, type Tensor3D, type Tensor4D, tf } from "../backend/tf.ts";
 import type { Rng } from "../util/rng.ts";
-import { downsampleLabels } from "./labels.ts";
+import { downsampleLabels, strideLabels } from "./labels.ts";
 import type { MemoryOptions } from "./options.ts";
 
 export interface MemoryBankConfig {
@@ -204,9 +204,7 @@ export class MemoryBank {
     // Host: labels on the grid that drives the enqueue.
     let grid: Int32Array, gridPixels: number;
     if (reproducePublicCode) {
-      const [, H, W] = labels.shape;
-      const s = publicLabelStride;
-      const t = tf.tidy(() => tf.stridedSlice(labels, [0, 0, 0], [N, H, W], [1, s, s]));
+      const t = strideLabels(labels, publicLabelStride);
       grid = t.dataSync() as Int32Array;
       gridPixels = t.shape[1]! * t.shape[2]!;
       t.dispose();
@@ -277,11 +275,9 @@ export class MemoryBank {
       const parts: tf.Tensor[] = [];
       for (let b = 0; b < N; b++) {
         // per image, so the one-hot stays [P, C]
-        const oneHot = tf.oneHot(
-          tf.tensor1d(assign.subarray(b * P, (b + 1) * P), "int32"),
-          C,
-          1,
-          0,
+        // int32 one-hot + cast: tfjs-wasm's OneHot ignores dtype float32 (returns int bits)
+        const oneHot = tf.cast(
+          tf.oneHot(tf.tensor1d(assign.subarray(b * P, (b + 1) * P), "int32"), C),
           "float32",
         );
         parts.push(tf.matMul(oneHot as Tensor2D, tf.slice(flat, [b * P, 0], [P, D]), true, false)); // [C, D]

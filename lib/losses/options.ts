@@ -135,10 +135,13 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** A partial contrast option set (defaults fill the rest). */
+export type PixelContrastOptionsInput = Partial<Omit<PixelContrastOptions, "memory">> & {
+  memory?: Partial<MemoryOptions>;
+};
+
 /** Fills defaults into a partial contrast option set and validates it. */
-export function contrastOptions(
-  o: Partial<Omit<PixelContrastOptions, "memory">> & { memory?: Partial<MemoryOptions> } = {},
-): PixelContrastOptions {
+export function contrastOptions(o: PixelContrastOptionsInput = {}): PixelContrastOptions {
   const r: PixelContrastOptions = {
     ...DEFAULT_CONTRAST_OPTIONS,
     ...definedOnly(o),

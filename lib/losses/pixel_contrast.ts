@@ -28,7 +28,7 @@ import {
 } from "./contrast_plan.ts";
 import { labelsAndPredictions } from "./labels.ts";
 import type { MemoryBank, MemoryUpdateInfo } from "./memory_bank.ts";
-import { contrastOptions, type PixelContrastOptions } from "./options.ts";
+import { contrastOptions, type PixelContrastOptions, type PixelContrastOptionsInput } from "./options.ts";
 import { type AnchorSample, sampleHardAnchors } from "./sampler.ts";
 
 type Scalar = tf.Scalar;
@@ -119,10 +119,10 @@ export function contrastGroups(n: number, groupSize: number): Array<[number, num
  */
 export function pixelContrastLoss(
   inputs: PixelContrastInputs,
-  options: Partial<PixelContrastOptions> | PixelContrastOptions = {},
+  options: PixelContrastOptionsInput = {},
   ctx: PixelContrastContext = {},
 ): PixelContrastResult {
-  const o = contrastOptions(options as Parameters<typeof contrastOptions>[0]);
+  const o = contrastOptions(options);
   const { logits4, embed, labels } = inputs;
   checkInputs(logits4, embed, labels);
   const [N, h, w, C] = logits4.shape;
@@ -182,7 +182,8 @@ export function pixelContrastLoss(
   let simPos = 0, simNeg = 0, posPairs = 0, negPairs = 0, gradNorm: number | null = null;
   const wantStats = ctx.similarityStats !== false;
   const loss = tf.tidy(() => {
-    if (rowIdx.length === 0) return tf.scalar(0);
+    // no anchors: the term is 0 (documented choice), kept connected to embed so gradients are zeros
+    if (rowIdx.length === 0) return tf.mul(tf.sum(tf.slice(embed, [0, 0, 0, 0], [1, 1, 1, 1])), 0) as Scalar;
     const flat = tf.reshape(embed, [N * P, D]) as Tensor2D;
     const rows = gatherRows(flat, Int32Array.from(rowIdx));
     const plans: Array<ContrastPlan | null> = groups.map((_, g) => {
