@@ -115,7 +115,9 @@ export function safeEntryPath(archive: string, name: string, strip = 0): string 
   const unified = name.replace(/\\/g, "/");
   if (unified.startsWith("/") || /^[a-zA-Z]:/.test(unified)) throw refuse("has an absolute path");
   const norm = pathPosix.normalize(unified);
-  if (norm === ".." || norm.startsWith("../")) throw refuse("would be written outside the target folder (..)");
+  if (norm === ".." || norm.startsWith("../")) {
+    throw refuse("would be written outside the target folder (..)");
+  }
   const parts = norm.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.length <= strip) return null; // stripped away (e.g. the top folder itself)
   return parts.slice(strip).join("/");
@@ -308,7 +310,11 @@ class Writer {
  * Unpacks `archive` into `dest` (created if needed). Refuses unsafe entries, resumes interrupted runs,
  * returns at once when the completion marker says it is already unpacked.
  */
-export async function unpackArchive(archive: string, dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+export async function unpackArchive(
+  archive: string,
+  dest: string,
+  opts: UnpackOptions = {},
+): Promise<UnpackResult> {
   let st: Deno.FileInfo;
   try {
     st = await Deno.stat(archive);
@@ -316,7 +322,15 @@ export async function unpackArchive(archive: string, dest: string, opts: UnpackO
     throw new ArchiveError(`cannot read archive '${archive}': ${(e as Error).message}`, archive);
   }
   const kind = await detectArchiveKind(archive);
-  const result: UnpackResult = { archive, dest, kind, written: 0, skipped: 0, bytes: 0, alreadyUnpacked: false };
+  const result: UnpackResult = {
+    archive,
+    dest,
+    kind,
+    written: 0,
+    skipped: 0,
+    bytes: 0,
+    alreadyUnpacked: false,
+  };
   if (await isUnpacked(archive, dest)) return { ...result, alreadyUnpacked: true };
 
   const progress = opts.progress === false ? null : new Progress({
@@ -367,7 +381,11 @@ async function unpackTar(archive: string, gzip: boolean, w: Writer): Promise<voi
       },
     }),
   );
-  if (gzip) raw = raw.pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>);
+  if (gzip) {
+    raw = raw.pipeThrough(
+      new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+    );
+  }
   let total = 0;
   raw = raw.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
@@ -430,7 +448,9 @@ async function unpackTar(archive: string, gzip: boolean, w: Writer): Promise<voi
   if (total % 512 !== 0 || tail.length < 1024 || tail.some((b) => b !== 0)) {
     throw new ArchiveError(
       `archive '${archive}' is truncated: it ends without the tar end-of-archive marker ` +
-        `(${total} bytes${gzip ? " uncompressed" : ""}); files before the cut were kept, re-download the archive`,
+        `(${total} bytes${
+          gzip ? " uncompressed" : ""
+        }); files before the cut were kept, re-download the archive`,
       archive,
     );
   }

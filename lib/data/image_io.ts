@@ -76,10 +76,14 @@ export function decodePngBytes(bytes: Uint8Array, name = "<bytes>"): RawImage {
   const { width, height } = png;
   const channels = png.palette ? 1 : png.channels;
   const bitDepth = png.depth;
-  if (![1, 2, 4, 8, 16].includes(bitDepth)) throw new Error(`unsupported PNG bit depth ${bitDepth} in '${name}'`);
+  if (![1, 2, 4, 8, 16].includes(bitDepth)) {
+    throw new Error(`unsupported PNG bit depth ${bitDepth} in '${name}'`);
+  }
   let data: Uint8Array | Uint16Array;
   if (bitDepth < 8) {
-    if (channels !== 1) throw new Error(`corrupt PNG '${name}': ${bitDepth}-bit samples with ${channels} channels`);
+    if (channels !== 1) {
+      throw new Error(`corrupt PNG '${name}': ${bitDepth}-bit samples with ${channels} channels`);
+    }
     const rowBytes = Math.ceil((width * bitDepth) / 8);
     if (png.data.length !== rowBytes * height) {
       throw new Error(`corrupt PNG '${name}': ${png.data.length} bytes, expected ${rowBytes * height}`);

@@ -79,12 +79,16 @@ export function enhanceSharpness(rgb: Uint8Array, width: number, height: number,
           let ss = 0;
           ss = f32(
             ss +
-              f32(f32(f32(rgb[p + row - 3] * k[0]) + f32(rgb[p + row] * k[1])) + f32(rgb[p + row + 3] * k[2])),
+              f32(
+                f32(f32(rgb[p + row - 3] * k[0]) + f32(rgb[p + row] * k[1])) + f32(rgb[p + row + 3] * k[2]),
+              ),
           );
           ss = f32(ss + f32(f32(f32(rgb[p - 3] * k[3]) + f32(rgb[p] * k[4])) + f32(rgb[p + 3] * k[5])));
           ss = f32(
             ss +
-              f32(f32(f32(rgb[p - row - 3] * k[6]) + f32(rgb[p - row] * k[7])) + f32(rgb[p - row + 3] * k[8])),
+              f32(
+                f32(f32(rgb[p - row - 3] * k[6]) + f32(rgb[p - row] * k[7])) + f32(rgb[p - row + 3] * k[8]),
+              ),
           );
           smooth[p] = ss <= 0 ? 0 : ss >= 255 ? 255 : Math.floor(ss + 0.5);
         }
@@ -110,7 +114,7 @@ function rgb2hsv(r: number, g: number, b: number, hsv: Uint8Array, o: number): v
   if (r === maxc) h = f32(bc - gc);
   else if (g === maxc) h = f32(2.0 + rc - bc); // double arithmetic, stored to float
   else h = f32(4.0 + gc - rc);
-  h = f32(((h / 6.0 + 1.0) % 1.0)); // fmod in double, stored to float
+  h = f32((h / 6.0 + 1.0) % 1.0); // fmod in double, stored to float
   hsv[o] = clip8(Math.trunc(h * 255.0));
   hsv[o + 1] = clip8(Math.trunc(s * 255.0));
 }

@@ -25,7 +25,9 @@ function fullWindow(dw: number, dh: number): ResizeWindow {
 }
 
 function checkSizes(what: string, sw: number, sh: number, dw: number, dh: number) {
-  for (const [k, v] of [["source width", sw], ["source height", sh], ["width", dw], ["height", dh]] as const) {
+  for (
+    const [k, v] of [["source width", sw], ["source height", sh], ["width", dw], ["height", dh]] as const
+  ) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${k} must be a positive integer, got ${v}`);
   }
 }
@@ -178,7 +180,9 @@ export function resizeNearest(
   fill = 255,
 ): Uint8Array {
   checkSizes("resizeNearest", sw, sh, dw, dh);
-  if (src.length !== sw * sh) throw new Error(`resizeNearest: source has ${src.length} values, expected ${sw}x${sh}`);
+  if (src.length !== sw * sh) {
+    throw new Error(`resizeNearest: source has ${src.length} values, expected ${sw}x${sh}`);
+  }
   const ow = win.width, oh = win.height;
   const out = new Uint8Array(ow * oh);
   const xa = Math.max(0, win.x0), xb = Math.min(dw, win.x0 + ow);
@@ -206,7 +210,8 @@ export function cropWindow<T extends Float32Array | Uint8Array>(
   fill: ArrayLike<number>,
 ): T {
   const ow = win.width, oh = win.height;
-  const out = (src instanceof Float32Array ? new Float32Array(ow * oh * c) : new Uint8Array(ow * oh * c)) as T;
+  const out =
+    (src instanceof Float32Array ? new Float32Array(ow * oh * c) : new Uint8Array(ow * oh * c)) as T;
   const xa = Math.max(0, win.x0), xb = Math.min(sw, win.x0 + ow);
   const ya = Math.max(0, win.y0), yb = Math.min(sh, win.y0 + oh);
   if (xa < xb) {

@@ -24,13 +24,7 @@
  */
 import type { Rng } from "../util/rng.ts";
 import { enhanceBrightness, enhanceColor, enhanceContrast, enhanceSharpness, shiftHue } from "./pil_color.ts";
-import {
-  cropWindow,
-  flipHorizontal,
-  resizeBilinear,
-  resizeNearest,
-  type ResizeWindow,
-} from "./resize.ts";
+import { cropWindow, flipHorizontal, resizeBilinear, resizeNearest, type ResizeWindow } from "./resize.ts";
 
 export interface Sample {
   /** [height, width, 3] float32 RGB. While `lazy` is set, still at the source size (lazy.srcWidth...). */
@@ -58,7 +52,12 @@ export function materialize(s: Sample): Sample {
   return materializeWindow(s, { x0: 0, y0: 0, width: s.width, height: s.height }, [0, 0, 0], 255);
 }
 
-function materializeWindow(s: Sample, win: ResizeWindow, imFill: ArrayLike<number>, labelFill: number): Sample {
+function materializeWindow(
+  s: Sample,
+  win: ResizeWindow,
+  imFill: ArrayLike<number>,
+  labelFill: number,
+): Sample {
   let image: Float32Array, label: Uint8Array | null = null;
   if (s.lazy) {
     const { srcWidth: sw, srcHeight: sh } = s.lazy;
@@ -116,7 +115,9 @@ class Opts {
     if (
       !Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isInteger(x) && (x as number) > 0)
     ) {
-      throw new Error(`${this.where}.${key}: expected [width, height] of positive integers, got ${JSON.stringify(v)}`);
+      throw new Error(
+        `${this.where}.${key}: expected [width, height] of positive integers, got ${JSON.stringify(v)}`,
+      );
     }
     return [v[0], v[1]];
   }
@@ -133,7 +134,9 @@ class Opts {
     this.#used.add(key);
     const v = this.spec[key] ?? def;
     if (typeof v !== "string" || !allowed.includes(v)) {
-      throw new Error(`${this.where}.${key}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+      throw new Error(
+        `${this.where}.${key}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`,
+      );
     }
     return v;
   }
@@ -159,7 +162,11 @@ const pos = (v: number) => v > 0;
 
 export class ResizeStepScaling implements Transform {
   readonly type = "ResizeStepScaling";
-  constructor(readonly min_scale_factor = 0.75, readonly max_scale_factor = 1.25, readonly scale_step_size = 0.25) {
+  constructor(
+    readonly min_scale_factor = 0.75,
+    readonly max_scale_factor = 1.25,
+    readonly scale_step_size = 0.25,
+  ) {
     if (min_scale_factor > max_scale_factor) {
       throw new Error(
         `ResizeStepScaling: min_scale_factor (${min_scale_factor}) must not exceed max_scale_factor (${max_scale_factor})`,
@@ -356,11 +363,16 @@ export class Resize implements Transform {
     let image: Float32Array;
     if (this.interp === "NEAREST") {
       image = new Float32Array(w * h * 3);
-      const tx = Array.from({ length: w }, (_, x) => Math.min(Math.floor(x * (1 / (w / s.width))), s.width - 1));
+      const tx = Array.from(
+        { length: w },
+        (_, x) => Math.min(Math.floor(x * (1 / (w / s.width))), s.width - 1),
+      );
       for (let y = 0; y < h; y++) {
         const sy = Math.min(Math.floor(y * (1 / (h / s.height))), s.height - 1);
         for (let x = 0; x < w; x++) {
-          for (let ch = 0; ch < 3; ch++) image[(y * w + x) * 3 + ch] = s.image[(sy * s.width + tx[x]) * 3 + ch];
+          for (let ch = 0; ch < 3; ch++) {
+            image[(y * w + x) * 3 + ch] = s.image[(sy * s.width + tx[x]) * 3 + ch];
+          }
         }
       }
     } else {
@@ -399,7 +411,12 @@ export function buildTransforms(list: readonly TransformSpec[], where = "transfo
         t = new RandomPaddingCrop(
           o.size("crop_size", [512, 512]),
           o.rgb("im_padding_value", [127.5, 127.5, 127.5]),
-          o.num("label_padding_value", 255, (v) => Number.isInteger(v) && v >= 0 && v <= 255, "an integer 0..255"),
+          o.num(
+            "label_padding_value",
+            255,
+            (v) => Number.isInteger(v) && v >= 0 && v <= 255,
+            "an integer 0..255",
+          ),
           o.num("category_max_ratio", 1.0, (v) => v > 0 && v <= 1, "a number in (0, 1]"),
           o.num("ignore_index", 255, (v) => Number.isInteger(v) && v >= 0 && v <= 255, "an integer 0..255"),
           o.num("loop_times", 10, (v) => Number.isInteger(v) && v >= 1, "a positive integer"),
@@ -412,7 +429,12 @@ export function buildTransforms(list: readonly TransformSpec[], where = "transfo
         const d: Partial<DistortOptions> = {};
         for (const op of ["brightness", "contrast", "saturation", "hue", "sharpness"] as const) {
           d[`${op}_range`] = o.num(`${op}_range`, DISTORT_DEFAULTS[`${op}_range`], nonNeg, "a number >= 0");
-          d[`${op}_prob`] = o.num(`${op}_prob`, DISTORT_DEFAULTS[`${op}_prob`], prob, "a probability in [0, 1]");
+          d[`${op}_prob`] = o.num(
+            `${op}_prob`,
+            DISTORT_DEFAULTS[`${op}_prob`],
+            prob,
+            "a probability in [0, 1]",
+          );
         }
         t = new RandomDistort(d);
         break;

@@ -1,6 +1,7 @@
 /** The ordered list of set-up steps. Each step returns true when it did work, false when cached. */
 import { pythonStep } from "./python.ts";
 import { nativeStep } from "./native.ts";
+import { datasetStep } from "./dataset.ts";
 
 export interface SetupContext {
   root: string;
@@ -19,4 +20,4 @@ export interface SetupStep {
   run: (ctx: SetupContext) => Promise<boolean>;
 }
 
-export const steps: SetupStep[] = [pythonStep, nativeStep];
+export const steps: SetupStep[] = [pythonStep, nativeStep, datasetStep];

@@ -22,8 +22,9 @@ export async function makeTar(entries: TarEntry[]): Promise<Uint8Array> {
     const data = typeof e.data === "string" ? new TextEncoder().encode(e.data) : e.data;
     const type = e.type ?? "file";
     const header = { name: e.name, type, linkname: e.linkname, mtime: new Date(1_600_000_000_000) };
-    if (type === "file") pack.entry({ ...header, size: data?.length ?? 0 }, Buffer.from(data ?? new Uint8Array(0)));
-    else pack.entry(header);
+    if (type === "file") {
+      pack.entry({ ...header, size: data?.length ?? 0 }, Buffer.from(data ?? new Uint8Array(0)));
+    } else pack.entry(header);
   }
   pack.finalize();
   await done;
@@ -55,7 +56,9 @@ function crc32(buf: Uint8Array): number {
 }
 
 /** A zip with stored (uncompressed) entries; `symlink` entries carry the unix link mode. */
-export function makeZip(entries: Array<{ name: string; data: string | Uint8Array; symlink?: boolean }>): Uint8Array {
+export function makeZip(
+  entries: Array<{ name: string; data: string | Uint8Array; symlink?: boolean }>,
+): Uint8Array {
   const enc = new TextEncoder();
   const local: Uint8Array[] = [], central: Uint8Array[] = [];
   let offset = 0;

@@ -62,16 +62,37 @@ Deno.test("stripComponents drops the top folder", async () => {
   const arc = path.join(dir, "x.tar");
   await Deno.writeFile(arc, await makeTar(entries));
   await unpackArchive(arc, path.join(dir, "o"), { ...quiet, stripComponents: 1 });
-  assertEquals(await listFiles(path.join(dir, "o")), [".unpacked-x.tar.json", "a.txt", "sub/big.bin", "sub/c.txt"]);
+  assertEquals(await listFiles(path.join(dir, "o")), [
+    ".unpacked-x.tar.json",
+    "a.txt",
+    "sub/big.bin",
+    "sub/c.txt",
+  ]);
 });
 
 const unsafe: Array<[string, TarEntry[], RegExp]> = [
-  ["a .. path", [{ name: "ok.txt", data: "x" }, { name: "../evil.txt", data: "x" }], /outside the target folder/],
+  [
+    "a .. path",
+    [{ name: "ok.txt", data: "x" }, { name: "../evil.txt", data: "x" }],
+    /outside the target folder/,
+  ],
   ["a nested .. path", [{ name: "a/../../evil.txt", data: "x" }], /outside the target folder/],
   ["an absolute path", [{ name: "/tmp/pc-evil.txt", data: "x" }], /absolute path/],
-  ["a symlink pointing out", [{ name: "lnk", type: "symlink", linkname: "../../etc" }], /points to .* outside/],
-  ["an absolute symlink", [{ name: "lnk", type: "symlink", linkname: "/etc/passwd" }], /points to .* outside/],
-  ["a hard link pointing out", [{ name: "h", type: "link", linkname: "../outside.txt" }], /outside the target/],
+  [
+    "a symlink pointing out",
+    [{ name: "lnk", type: "symlink", linkname: "../../etc" }],
+    /points to .* outside/,
+  ],
+  [
+    "an absolute symlink",
+    [{ name: "lnk", type: "symlink", linkname: "/etc/passwd" }],
+    /points to .* outside/,
+  ],
+  [
+    "a hard link pointing out",
+    [{ name: "h", type: "link", linkname: "../outside.txt" }],
+    /outside the target/,
+  ],
 ];
 for (const [what, ents, re] of unsafe) {
   Deno.test(`refuses a tar with ${what}`, async () => {
@@ -81,7 +102,9 @@ for (const [what, ents, re] of unsafe) {
     const out = path.join(dir, "inner", "out");
     const err = await assertRejects(() => unpackArchive(arc, out, quiet), re);
     assert(err.message.includes("evil.tar"), "the error names the archive");
-    assert(!(await exists(path.join(dir, "inner", "evil.txt"))) && !(await exists(path.join(dir, "evil.txt"))));
+    assert(
+      !(await exists(path.join(dir, "inner", "evil.txt"))) && !(await exists(path.join(dir, "evil.txt"))),
+    );
     assert(!(await isUnpacked(arc, out)));
   });
 }
@@ -126,7 +149,13 @@ Deno.test("a symlink inside the target is allowed", async () => {
 });
 
 /** A truncated archive: clear error, complete files kept, the cut file absent, no temp files, no marker. */
-async function checkTruncated(bytes: Uint8Array, name: string, re: RegExp, complete: string[], absent: string[]) {
+async function checkTruncated(
+  bytes: Uint8Array,
+  name: string,
+  re: RegExp,
+  complete: string[],
+  absent: string[],
+) {
   const dir = await tmp();
   const arc = path.join(dir, name);
   await Deno.writeFile(arc, bytes);
@@ -138,7 +167,9 @@ async function checkTruncated(bytes: Uint8Array, name: string, re: RegExp, compl
   assert(!files.some((f) => f.startsWith(".unpacked")), "no completion marker");
   for (const f of complete) assert(files.includes(f), `${f} should be complete: ${files}`);
   for (const f of absent) assert(!files.includes(f), `${f} must not exist: ${files}`);
-  if (complete.includes("ds/a.txt")) assertEquals(await Deno.readTextFile(path.join(out, "ds/a.txt")), "alpha");
+  if (complete.includes("ds/a.txt")) {
+    assertEquals(await Deno.readTextFile(path.join(out, "ds/a.txt")), "alpha");
+  }
   return { dir, out };
 }
 
@@ -161,9 +192,15 @@ Deno.test("a tar cut exactly at an entry boundary is detected (no end-of-archive
 
 Deno.test("a truncated tar.gz and a corrupt one give clear errors", async () => {
   const gz = await gzip(await makeTar(entries));
-  await checkTruncated(gz.subarray(0, Math.floor(gz.length * 0.6)), "cut.tar.gz", /truncated or corrupt/, [], [
-    "ds/sub/c.txt",
-  ]);
+  await checkTruncated(
+    gz.subarray(0, Math.floor(gz.length * 0.6)),
+    "cut.tar.gz",
+    /truncated or corrupt/,
+    [],
+    [
+      "ds/sub/c.txt",
+    ],
+  );
   const bad = gz.slice();
   bad[bad.length - 6] ^= 0xff; // CRC-32 field of the gzip trailer
   await checkTruncated(bad, "crc.tar.gz", /truncated or corrupt/, [], []);
@@ -171,7 +208,10 @@ Deno.test("a truncated tar.gz and a corrupt one give clear errors", async () => 
 
 Deno.test("a truncated zip and a zip with a corrupted entry give clear errors", async () => {
   const zip = makeZip([{ name: "ds/a.txt", data: "alpha" }, { name: "ds/b.bin", data: big }]);
-  await checkTruncated(zip.subarray(0, 5000), "cut.zip", /truncated or corrupt/, [], ["ds/a.txt", "ds/b.bin"]);
+  await checkTruncated(zip.subarray(0, 5000), "cut.zip", /truncated or corrupt/, [], [
+    "ds/a.txt",
+    "ds/b.bin",
+  ]);
   const bad = zip.slice();
   bad[30 + "ds/a.txt".length + 5 + 30 + "ds/b.bin".length + 1000] ^= 0x55; // a byte of b.bin's data
   await checkTruncated(bad, "flip.zip", /CRC-32 mismatch/, ["ds/a.txt"], ["ds/b.bin"]);
@@ -187,9 +227,15 @@ Deno.test("not an archive: clear error", async () => {
 
 Deno.test("re-running after an interrupted unpack writes only what is missing", async () => {
   const tar = await makeTar(entries);
-  const { dir, out } = await checkTruncated(tar.subarray(0, 512 + 1024 + 512 + 100_000), "ds.tar", /truncated/, [
-    "ds/a.txt",
-  ], []);
+  const { dir, out } = await checkTruncated(
+    tar.subarray(0, 512 + 1024 + 512 + 100_000),
+    "ds.tar",
+    /truncated/,
+    [
+      "ds/a.txt",
+    ],
+    [],
+  );
   await Deno.writeFile(path.join(dir, "ds.tar"), tar); // the complete download
   const r = await unpackArchive(path.join(dir, "ds.tar"), out, quiet);
   assertEquals([r.skipped, r.written], [1, 2]);
