@@ -1,0 +1,715 @@
+/**
+ * Tools for the paper's picture of the feature space: class-balanced pixel sampling, 2-D projections
+ * (PCA, UMAP) and two measures of class structure shown in the figure's caption.
+ *
+ * Everything works on host arrays the caller already extracted from the model:
+ *   embeddings: Float32Array [N, D] row-major (one row per pixel, e.g. the projection head's output at
+ *               stride 4, D = 720 / 256); labels: ArrayLike<number> [N] trainIds at the same pixels
+ *               (`ignoreIndex`, 255, = unlabelled). Aligning labels to the embedding grid (nearest
+ *               downsampling) is the caller's job.
+ * Randomness comes only from an injected `Rng` (lib/util/rng.ts), so a seed reproduces a figure.
+ */
+import { UMAP } from "umap-js";
+import { Rng } from "../util/rng.ts";
+
+function checkMatrix(name: string, x: ArrayLike<number>, n: number, d: number): void {
+  if (!Number.isInteger(n) || n < 0 || !Number.isInteger(d) || d < 1) {
+    throw new Error(`${name}: bad shape [${n}, ${d}]`);
+  }
+  if (x.length !== n * d) throw new Error(`${name}: expected ${n}×${d} = ${n * d} values, got ${x.length}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sampling
+
+export interface BalancedSampleOptions {
+  /** Pixels to keep per class (all of a class that has fewer). */
+  perClass: number;
+  rng: Rng;
+  ignoreIndex?: number;
+}
+
+export interface PixelSample {
+  /** Row indices into the input, grouped by class (ascending), ascending within a class. */
+  indices: Int32Array;
+  labels: Int32Array;
+  /** The sampled rows, [indices.length, dim] (empty when no embeddings were given). */
+  embeddings: Float32Array;
+  /** Pixels available per class before sampling (index = class id). */
+  available: number[];
+}
+
+/**
+ * Class-balanced pixel sampling: up to `perClass` pixels of every class present, chosen uniformly
+ * without replacement with the Rng (partial Fisher-Yates per class). Ignored pixels never count.
+ */
+export function sampleBalancedPixels(
+  labels: ArrayLike<number>,
+  embeddings: Float32Array | null,
+  dim: number,
+  opts: BalancedSampleOptions,
+): PixelSample {
+  const n = labels.length;
+  if (embeddings) checkMatrix("sampleBalancedPixels: embeddings", embeddings, n, dim);
+  if (!(Number.isInteger(opts.perClass) && opts.perClass >= 1)) {
+    throw new Error(`sampleBalancedPixels: perClass must be a positive integer, got ${opts.perClass}`);
+  }
+  const ign = opts.ignoreIndex ?? 255;
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const c = labels[i];
+    if (c === ign) continue;
+    if (!Number.isInteger(c) || c < 0) throw new Error(`sampleBalancedPixels: label ${c} at ${i} is not a class id`);
+    let list = byClass.get(c);
+    if (!list) byClass.set(c, list = []);
+    list.push(i);
+  }
+  const classes = [...byClass.keys()].sort((a, b) => a - b);
+  const available: number[] = new Array(classes.length ? classes[classes.length - 1] + 1 : 0).fill(0);
+  const picked: number[] = [];
+  const pickedLabels: number[] = [];
+  for (const c of classes) {
+    const list = byClass.get(c)!;
+    available[c] = list.length;
+    const k = Math.min(opts.perClass, list.length);
+    for (let i = 0; i < k; i++) {
+      const j = i + opts.rng.int(list.length - i);
+      const t = list[i];
+      list[i] = list[j];
+      list[j] = t;
+    }
+    const chosen = list.slice(0, k).sort((a, b) => a - b);
+    for (const idx of chosen) {
+      picked.push(idx);
+      pickedLabels.push(c);
+    }
+  }
+  const indices = Int32Array.from(picked);
+  const out = new Float32Array(embeddings ? indices.length * dim : 0);
+  if (embeddings) {
+    for (let r = 0; r < indices.length; r++) {
+      out.set(embeddings.subarray(indices[r] * dim, indices[r] * dim + dim), r * dim);
+    }
+  }
+  return { indices, labels: Int32Array.from(pickedLabels), embeddings: out, available };
+}
+
+/** Rows scaled to unit L2 norm (zero rows stay zero). */
+export function l2NormalizeRows(x: Float32Array, n: number, d: number): Float32Array {
+  checkMatrix("l2NormalizeRows", x, n, d);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += x[i * d + j] * x[i * d + j];
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let j = 0; j < d; j++) out[i * d + j] = x[i * d + j] * inv;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// PCA
+
+export interface PcaResult {
+  /** [N, k] row-major projections of the centred data. */
+  projection: Float32Array;
+  /** [k, D] row-major unit principal axes, by decreasing variance; sign: largest |entry| positive. */
+  components: Float64Array;
+  mean: Float64Array;
+  /** Variance along each axis (sample variance, N-1). */
+  explainedVariance: Float64Array;
+  /** explainedVariance / total variance. */
+  explainedRatio: Float64Array;
+}
+
+/** Largest D for which PCA forms the covariance matrix and solves it exactly. */
+export const PCA_EXACT_MAX_DIM = 1024;
+
+/**
+ * Principal component analysis, deterministic. For D ≤ {@link PCA_EXACT_MAX_DIM}: the D×D covariance
+ * (N·D²/2 multiply-adds) and its full symmetric eigen-decomposition (Householder + implicit QL), exact.
+ * Above that: subspace iteration with k + 10 vectors and Rayleigh-Ritz (`maxIterations`, default 50).
+ * Fine for N ≤ 20k, D ≤ 720 on the host.
+ */
+export function pca(
+  x: Float32Array,
+  n: number,
+  d: number,
+  k = 2,
+  opts: { maxIterations?: number } = {},
+): PcaResult {
+  checkMatrix("pca", x, n, d);
+  if (n < 2) throw new Error(`pca: need at least 2 rows, got ${n}`);
+  if (!(Number.isInteger(k) && k >= 1 && k <= d)) throw new Error(`pca: k must be in [1, ${d}], got ${k}`);
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += x[i * d + j];
+  for (let j = 0; j < d; j++) mean[j] /= n;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) {
+      const v = x[i * d + j] - mean[j];
+      total += v * v;
+    }
+  }
+  total /= n - 1;
+  const { values, axes } = d <= PCA_EXACT_MAX_DIM
+    ? exactAxes(x, mean, n, d, k)
+    : subspaceAxes(x, mean, n, d, k, opts.maxIterations ?? 50);
+  const components = new Float64Array(k * d);
+  for (let c = 0; c < k; c++) {
+    let big = 0, norm = 0;
+    for (let j = 0; j < d; j++) {
+      const v = axes[c * d + j];
+      if (Math.abs(v) > Math.abs(big)) big = v;
+      norm += v * v;
+    }
+    const f = (big < 0 ? -1 : 1) / Math.sqrt(norm || 1);
+    for (let j = 0; j < d; j++) components[c * d + j] = axes[c * d + j] * f;
+  }
+  const projection = new Float32Array(n * k);
+  const row = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) row[j] = x[i * d + j] - mean[j];
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      const co = c * d;
+      for (let j = 0; j < d; j++) s += row[j] * components[co + j];
+      projection[i * k + c] = s;
+    }
+  }
+  const explainedVariance = Float64Array.from(values.subarray(0, k), (v) => Math.max(0, v));
+  const explainedRatio = explainedVariance.map((v) => (total > 0 ? v / total : 0));
+  return { projection, components, mean, explainedVariance, explainedRatio };
+}
+
+/** Top-k eigenpairs of the covariance, exactly; axes row-major [k, d]. */
+function exactAxes(
+  x: Float32Array,
+  mean: Float64Array,
+  n: number,
+  d: number,
+  k: number,
+): { values: Float64Array; axes: Float64Array } {
+  const cov = new Float64Array(d * d);
+  const row = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) row[j] = x[i * d + j] - mean[j];
+    for (let a = 0; a < d; a++) {
+      const va = row[a];
+      if (va === 0) continue;
+      const o = a * d;
+      for (let b = a; b < d; b++) cov[o + b] += va * row[b];
+    }
+  }
+  for (let a = 0; a < d; a++) {
+    for (let b = a; b < d; b++) cov[b * d + a] = cov[a * d + b] = cov[a * d + b] / (n - 1);
+  }
+  const { values, vectorsT } = symmetricEigenRows(cov, d);
+  return { values: values.subarray(0, k), axes: vectorsT.subarray(0, k * d) };
+}
+
+/** Top-k eigenpairs by subspace iteration + Rayleigh-Ritz (large D); axes row-major [k, d]. */
+function subspaceAxes(
+  x: Float32Array,
+  mean: Float64Array,
+  n: number,
+  d: number,
+  k: number,
+  iterations: number,
+): { values: Float64Array; axes: Float64Array } {
+  const p = Math.min(d, k + 10);
+  const rng = new Rng(0x9ca);
+  let q: Float64Array = new Float64Array(d * p); // column-major [d, p]
+  for (let i = 0; i < q.length; i++) q[i] = rng.normal();
+  orthonormalize(q, d, p);
+  const y = new Float64Array(n * p); // column-major [n, p]
+  for (let it = 0; it < iterations; it++) {
+    centeredTimes(x, mean, n, d, q, p, y);
+    const z = new Float64Array(d * p);
+    centeredTransposeTimes(x, mean, n, d, y, p, z);
+    orthonormalize(z, d, p);
+    q = z;
+  }
+  centeredTimes(x, mean, n, d, q, p, y);
+  const b = new Float64Array(p * p);
+  for (let a = 0; a < p; a++) {
+    for (let c = a; c < p; c++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += y[a * n + i] * y[c * n + i];
+      b[a * p + c] = b[c * p + a] = s / (n - 1);
+    }
+  }
+  const { values, vectorsT } = symmetricEigenRows(b, p);
+  const axes = new Float64Array(k * d);
+  for (let c = 0; c < k; c++) {
+    for (let a = 0; a < p; a++) {
+      const w = vectorsT[c * p + a];
+      for (let j = 0; j < d; j++) axes[c * d + j] += q[a * d + j] * w;
+    }
+  }
+  return { values: values.subarray(0, k), axes };
+}
+
+/** y[:, c] = (X - 1·mean^T) q[:, c]; q column-major [d, p], y column-major [n, p]. */
+function centeredTimes(
+  x: Float32Array,
+  mean: Float64Array,
+  n: number,
+  d: number,
+  q: Float64Array,
+  p: number,
+  y: Float64Array,
+): void {
+  const mq = new Float64Array(p);
+  for (let c = 0; c < p; c++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += mean[j] * q[c * d + j];
+    mq[c] = s;
+  }
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    for (let c = 0; c < p; c++) {
+      const qo = c * d;
+      let s = 0;
+      for (let j = 0; j < d; j++) s += x[off + j] * q[qo + j];
+      y[c * n + i] = s - mq[c];
+    }
+  }
+}
+
+/** z[:, c] = (X - 1·mean^T)^T y[:, c]; y column-major [n, p], z column-major [d, p]. */
+function centeredTransposeTimes(
+  x: Float32Array,
+  mean: Float64Array,
+  n: number,
+  d: number,
+  y: Float64Array,
+  p: number,
+  z: Float64Array,
+): void {
+  z.fill(0);
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    for (let c = 0; c < p; c++) {
+      const v = y[c * n + i];
+      if (v === 0) continue;
+      const zo = c * d;
+      for (let j = 0; j < d; j++) z[zo + j] += x[off + j] * v;
+    }
+  }
+  for (let c = 0; c < p; c++) {
+    let ys = 0;
+    for (let i = 0; i < n; i++) ys += y[c * n + i];
+    for (let j = 0; j < d; j++) z[c * d + j] -= mean[j] * ys;
+  }
+}
+
+/** Modified Gram-Schmidt (twice) on the p columns (each of length d) of a column-major matrix, in place. */
+function orthonormalize(m: Float64Array, d: number, p: number): void {
+  let spare = 0; // next unit vector to try when a column collapses
+  for (let c = 0; c < p; c++) {
+    let norm0 = 0;
+    for (let j = 0; j < d; j++) norm0 += m[c * d + j] ** 2;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let a = 0; a < c; a++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += m[a * d + j] * m[c * d + j];
+        for (let j = 0; j < d; j++) m[c * d + j] -= s * m[a * d + j];
+      }
+    }
+    let norm = 0;
+    for (let j = 0; j < d; j++) norm += m[c * d + j] ** 2;
+    norm = Math.sqrt(norm);
+    if (norm <= 1e-10 * Math.sqrt(norm0) && spare < d) {
+      // Rank-deficient data: the column collapsed; restart it from the next unit vector.
+      m.fill(0, c * d, c * d + d);
+      m[c * d + spare++] = 1;
+      c--;
+      continue;
+    }
+    for (let j = 0; j < d; j++) m[c * d + j] /= norm;
+  }
+}
+
+/**
+ * Eigen-decomposition of a symmetric matrix (row-major [p, p]): Householder tridiagonalisation and
+ * the implicit QL algorithm (EISPACK tred2/tql2, as in JAMA). Returns eigenvalues in decreasing order
+ * and eigenvectors as columns of a row-major [p, p] matrix.
+ */
+export function symmetricEigen(a: Float64Array, p: number): { values: Float64Array; vectors: Float64Array } {
+  const { values, vectorsT } = symmetricEigenRows(a, p);
+  const vectors = new Float64Array(p * p);
+  for (let c = 0; c < p; c++) for (let r = 0; r < p; r++) vectors[r * p + c] = vectorsT[c * p + r];
+  return { values, vectors };
+}
+
+/** As {@link symmetricEigen}, eigenvectors as ROWS (vectorsT[c*p .. c*p+p) is the c-th eigenvector). */
+function symmetricEigenRows(a: Float64Array, n: number): { values: Float64Array; vectorsT: Float64Array } {
+  if (a.length !== n * n) throw new Error(`symmetricEigen: expected ${n}×${n} values, got ${a.length}`);
+  const V = Float64Array.from(a); // V[i*n+j]
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  // --- tred2: Householder reduction to tridiagonal form (V accumulates the transformations).
+  for (let j = 0; j < n; j++) d[j] = V[(n - 1) * n + j];
+  for (let i = n - 1; i > 0; i--) {
+    let scale = 0, h = 0;
+    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
+    if (scale === 0) {
+      e[i] = d[i - 1];
+      for (let j = 0; j < i; j++) {
+        d[j] = V[(i - 1) * n + j];
+        V[i * n + j] = 0;
+        V[j * n + i] = 0;
+      }
+    } else {
+      for (let k = 0; k < i; k++) {
+        d[k] /= scale;
+        h += d[k] * d[k];
+      }
+      let f = d[i - 1];
+      let g = Math.sqrt(h);
+      if (f > 0) g = -g;
+      e[i] = scale * g;
+      h -= f * g;
+      d[i - 1] = f - g;
+      for (let j = 0; j < i; j++) e[j] = 0;
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        V[j * n + i] = f;
+        g = e[j] + V[j * n + j] * f;
+        for (let k = j + 1; k <= i - 1; k++) {
+          g += V[k * n + j] * d[k];
+          e[k] += V[k * n + j] * f;
+        }
+        e[j] = g;
+      }
+      f = 0;
+      for (let j = 0; j < i; j++) {
+        e[j] /= h;
+        f += e[j] * d[j];
+      }
+      const hh = f / (h + h);
+      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        g = e[j];
+        for (let k = j; k <= i - 1; k++) V[k * n + j] -= f * e[k] + g * d[k];
+        d[j] = V[(i - 1) * n + j];
+        V[i * n + j] = 0;
+      }
+    }
+    d[i] = h;
+  }
+  for (let i = 0; i < n - 1; i++) {
+    V[(n - 1) * n + i] = V[i * n + i];
+    V[i * n + i] = 1;
+    const h = d[i + 1];
+    if (h !== 0) {
+      for (let k = 0; k <= i; k++) d[k] = V[k * n + i + 1] / h;
+      for (let j = 0; j <= i; j++) {
+        let g = 0;
+        for (let k = 0; k <= i; k++) g += V[k * n + i + 1] * V[k * n + j];
+        for (let k = 0; k <= i; k++) V[k * n + j] -= g * d[k];
+      }
+    }
+    for (let k = 0; k <= i; k++) V[k * n + i + 1] = 0;
+  }
+  for (let j = 0; j < n; j++) {
+    d[j] = V[(n - 1) * n + j];
+    V[(n - 1) * n + j] = 0;
+  }
+  V[(n - 1) * n + n - 1] = 1;
+  e[0] = 0;
+  // Transpose so that the QL rotations below touch contiguous rows (eigenvectors become rows).
+  const W = new Float64Array(n * n);
+  for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) W[c * n + r] = V[r * n + c];
+  // --- tql2: implicit QL on the tridiagonal matrix.
+  for (let i = 1; i < n; i++) e[i - 1] = e[i];
+  e[n - 1] = 0;
+  let f = 0, tst1 = 0;
+  const eps = 2 ** -52;
+  for (let l = 0; l < n; l++) {
+    tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
+    let m = l;
+    while (m < n - 1 && Math.abs(e[m]) > eps * tst1) m++;
+    if (m > l) {
+      let iter = 0;
+      do {
+        if (++iter > 200) throw new Error("symmetricEigen: QL iteration did not converge");
+        let g = d[l];
+        let p = (d[l + 1] - g) / (2 * e[l]);
+        let r = Math.hypot(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        const dl1 = d[l + 1];
+        let h = g - d[l];
+        for (let i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        let c = 1, c2 = c, c3 = c, s = 0, s2 = 0;
+        const el1 = e[l + 1];
+        for (let i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i];
+          h = c * p;
+          r = Math.hypot(p, e[i]);
+          e[i + 1] = s * r;
+          s = e[i] / r;
+          c = p / r;
+          p = c * d[i] - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]);
+          const oi = i * n, oi1 = (i + 1) * n;
+          for (let k = 0; k < n; k++) {
+            const hk = W[oi1 + k];
+            W[oi1 + k] = s * W[oi + k] + c * hk;
+            W[oi + k] = c * W[oi + k] - s * hk;
+          }
+        }
+        p = (-s * s2 * c3 * el1 * e[l]) / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (Math.abs(e[l]) > eps * tst1);
+    }
+    d[l] += f;
+    e[l] = 0;
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => d[y] - d[x] || x - y);
+  const values = Float64Array.from(order, (i) => d[i]);
+  const vectorsT = new Float64Array(n * n);
+  order.forEach((src, c) => vectorsT.set(W.subarray(src * n, src * n + n), c * n));
+  return { values, vectorsT };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// UMAP
+
+export interface UmapOptions {
+  rng: Rng;
+  /** Neighbourhood size (umap-js default 15); clamped to N-1. */
+  nNeighbors?: number;
+  minDist?: number;
+  spread?: number;
+  /** Optimisation epochs (umap-js picks 500 for small, 200 for large data when omitted). */
+  nEpochs?: number;
+  /** Reduce to this many dimensions with PCA first (0 = no reduction). Default 50, the usual practice. */
+  pcaDims?: number;
+  /** L2-normalise rows first, so distances follow cosine similarity (the contrast loss's geometry). */
+  normalize?: boolean;
+}
+
+/**
+ * 2-D UMAP of the rows (umap-js 1.4.0, all of its randomness drawn from `opts.rng`, so the same seed
+ * and input give the same picture). Returns [N, 2] row-major.
+ */
+export function umap(x: Float32Array, n: number, d: number, opts: UmapOptions): Float32Array {
+  checkMatrix("umap", x, n, d);
+  if (n < 3) throw new Error(`umap: need at least 3 rows, got ${n}`);
+  let data = opts.normalize === false ? x : l2NormalizeRows(x, n, d);
+  let dim = d;
+  const pcaDims = opts.pcaDims ?? 50;
+  if (pcaDims > 0 && pcaDims < d && pcaDims < n) {
+    data = pca(data, n, d, pcaDims).projection;
+    dim = pcaDims;
+  }
+  const rows: number[][] = new Array(n);
+  for (let i = 0; i < n; i++) rows[i] = Array.from(data.subarray(i * dim, i * dim + dim));
+  const rng = opts.rng;
+  const model = new UMAP({
+    nComponents: 2,
+    nNeighbors: Math.max(2, Math.min(opts.nNeighbors ?? 15, n - 1)),
+    minDist: opts.minDist ?? 0.1,
+    spread: opts.spread ?? 1,
+    nEpochs: opts.nEpochs,
+    random: () => rng.next(),
+  });
+  const y = model.fit(rows);
+  const out = new Float32Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = y[i][0];
+    out[2 * i + 1] = y[i][1];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measures of structure (figure captions)
+
+export interface ClassSeparation {
+  /** Mean over classes of the mean cosine similarity between two different pixels of that class. */
+  intra: number;
+  /** Mean over class pairs of the mean cosine similarity between pixels of the two classes. */
+  inter: number;
+  /** intra − inter: higher = tighter, better separated classes (about 0 for unstructured features). */
+  gap: number;
+  /** Classes that entered the intra mean (those with ≥ 2 pixels). */
+  classes: number;
+}
+
+/**
+ * Mean intra-class minus mean inter-class cosine similarity, macro-averaged (each class, and each pair
+ * of classes, weighs the same). Exact, in O(N·D + C²·D) via per-class sums of unit vectors:
+ * Σ_{i≠j in c} u_i·u_j = |S_c|² − n_c. Zero rows and `ignoreIndex` labels are left out.
+ */
+export function classSeparation(
+  x: Float32Array,
+  n: number,
+  d: number,
+  labels: ArrayLike<number>,
+  ignoreIndex = 255,
+): ClassSeparation {
+  checkMatrix("classSeparation", x, n, d);
+  if (labels.length !== n) throw new Error(`classSeparation: ${labels.length} labels for ${n} rows`);
+  const u = l2NormalizeRows(x, n, d);
+  const sums = new Map<number, { s: Float64Array; n: number }>();
+  for (let i = 0; i < n; i++) {
+    const c = labels[i];
+    if (c === ignoreIndex) continue;
+    let nz = false;
+    for (let j = 0; j < d && !nz; j++) nz = u[i * d + j] !== 0;
+    if (!nz) continue;
+    let e = sums.get(c);
+    if (!e) sums.set(c, e = { s: new Float64Array(d), n: 0 });
+    for (let j = 0; j < d; j++) e.s[j] += u[i * d + j];
+    e.n++;
+  }
+  const cls = [...sums.keys()].sort((a, b) => a - b);
+  let intra = 0, nIntra = 0;
+  for (const c of cls) {
+    const e = sums.get(c)!;
+    if (e.n < 2) continue;
+    let sq = 0;
+    for (let j = 0; j < d; j++) sq += e.s[j] * e.s[j];
+    intra += (sq - e.n) / (e.n * (e.n - 1));
+    nIntra++;
+  }
+  let inter = 0, nInter = 0;
+  for (let a = 0; a < cls.length; a++) {
+    for (let b = a + 1; b < cls.length; b++) {
+      const ea = sums.get(cls[a])!, eb = sums.get(cls[b])!;
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += ea.s[j] * eb.s[j];
+      inter += dot / (ea.n * eb.n);
+      nInter++;
+    }
+  }
+  intra = nIntra ? intra / nIntra : NaN;
+  inter = nInter ? inter / nInter : NaN;
+  return { intra, inter, gap: intra - inter, classes: nIntra };
+}
+
+export interface KnnAccuracy {
+  /** Fraction of queries whose k nearest other pixels (cosine) vote for the query's own class. */
+  accuracy: number;
+  k: number;
+  queries: number;
+}
+
+/**
+ * Leave-one-out k-NN label accuracy in embedding space with cosine similarity. Every labelled row is a
+ * reference; each query's neighbours exclude itself. Vote: most neighbours; tie -> larger summed
+ * similarity; tie -> smaller class id. Neighbour ties in similarity -> smaller row index.
+ * Cost O(Q·N·D): with more than `maxQueries` rows, that many queries are drawn with `rng` (or taken
+ * evenly spaced when no rng is given).
+ */
+export function knnAccuracy(
+  x: Float32Array,
+  n: number,
+  d: number,
+  labels: ArrayLike<number>,
+  opts: { k?: number; maxQueries?: number; rng?: Rng; ignoreIndex?: number } = {},
+): KnnAccuracy {
+  checkMatrix("knnAccuracy", x, n, d);
+  if (labels.length !== n) throw new Error(`knnAccuracy: ${labels.length} labels for ${n} rows`);
+  const ign = opts.ignoreIndex ?? 255;
+  const keep: number[] = [];
+  for (let i = 0; i < n; i++) if (labels[i] !== ign) keep.push(i);
+  const m = keep.length;
+  const k = opts.k ?? 10;
+  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`knnAccuracy: k must be a positive integer, got ${k}`);
+  if (m < k + 1) throw new Error(`knnAccuracy: need more than k=${k} labelled rows, got ${m}`);
+  const u = new Float32Array(m * d);
+  const lab = new Int32Array(m);
+  const full = l2NormalizeRows(x, n, d);
+  keep.forEach((src, r) => {
+    u.set(full.subarray(src * d, src * d + d), r * d);
+    lab[r] = labels[src];
+  });
+  const maxQ = opts.maxQueries ?? 1000;
+  let queries: Int32Array;
+  if (m <= maxQ) {
+    queries = Int32Array.from({ length: m }, (_, i) => i);
+  } else if (opts.rng) {
+    queries = opts.rng.permutation(m).subarray(0, maxQ).sort();
+  } else {
+    queries = Int32Array.from({ length: maxQ }, (_, i) => Math.floor((i * m) / maxQ));
+  }
+  const topSim = new Float64Array(k);
+  const topIdx = new Int32Array(k);
+  const sims = new Float64Array(4 * m);
+  let correct = 0;
+  for (let g = 0; g < queries.length; g += 4) {
+    const group = Math.min(4, queries.length - g);
+    // Four queries share one pass over the references (the reference row is read once for four dots).
+    const qo = [0, 1, 2, 3].map((t) => queries[g + Math.min(t, group - 1)] * d);
+    const [a0, a1, a2, a3] = qo;
+    for (let j = 0; j < m; j++) {
+      const jo = j * d;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let t = 0; t < d; t++) {
+        const v = u[jo + t];
+        s0 += u[a0 + t] * v;
+        s1 += u[a1 + t] * v;
+        s2 += u[a2 + t] * v;
+        s3 += u[a3 + t] * v;
+      }
+      sims[4 * j] = s0;
+      sims[4 * j + 1] = s1;
+      sims[4 * j + 2] = s2;
+      sims[4 * j + 3] = s3;
+    }
+    for (let t = 0; t < group; t++) {
+      const q = queries[g + t];
+      topSim.fill(-Infinity);
+      topIdx.fill(-1);
+      for (let j = 0; j < m; j++) {
+        if (j === q) continue;
+        const sv = sims[4 * j + t];
+        if (sv <= topSim[k - 1]) continue; // j ascends, so an equal later row loses the tie
+        let p = k - 1;
+        while (p > 0 && topSim[p - 1] < sv) {
+          topSim[p] = topSim[p - 1];
+          topIdx[p] = topIdx[p - 1];
+          p--;
+        }
+        topSim[p] = sv;
+        topIdx[p] = j;
+      }
+      if (vote(lab, topIdx, topSim, k) === lab[q]) correct++;
+    }
+  }
+  return { accuracy: correct / queries.length, k, queries: queries.length };
+}
+
+/** Majority vote of the k neighbours; tie -> larger summed similarity; tie -> smaller class id. */
+function vote(lab: Int32Array, idx: Int32Array, sim: Float64Array, k: number): number {
+  const votes = new Map<number, { n: number; s: number }>();
+  for (let t = 0; t < k; t++) {
+    const c = lab[idx[t]];
+    const v = votes.get(c) ?? { n: 0, s: 0 };
+    v.n++;
+    v.s += sim[t];
+    votes.set(c, v);
+  }
+  let best = -1, bn = -1, bs = -Infinity;
+  for (const [c, v] of [...votes].sort((a, b) => a[0] - b[0])) {
+    if (v.n > bn || (v.n === bn && v.s > bs)) {
+      best = c;
+      bn = v.n;
+      bs = v.s;
+    }
+  }
+  return best;
+}
