@@ -20,7 +20,10 @@ export function emptyFigure(title: string, message: string, height = 220): Figur
     showarrow: false,
     font: { size: 14, color: "#777" },
   }];
-  return new Figure({ data: [{ type: "scatter", x: [], y: [], hoverinfo: "skip", showlegend: false }], layout });
+  return new Figure({
+    data: [{ type: "scatter", x: [], y: [], hoverinfo: "skip", showlegend: false }],
+    layout,
+  });
 }
 
 export interface LossCurveOptions {
@@ -43,7 +46,9 @@ export function lossCurves(train: readonly TrainRecord[], opts: LossCurveOptions
     { name: "cross-entropy", values: train.map((r) => r.ce) },
   ];
   const contrast = train.map((r) => (r.contrast ?? null));
-  if (contrast.some((v) => v !== null)) series.push({ name: "pixel contrast (unweighted)", values: contrast });
+  if (contrast.some((v) => v !== null)) {
+    series.push({ name: "pixel contrast (unweighted)", values: contrast });
+  }
   const g = grid(series.length, 1, { titles: series.map((s) => s.name), vgap: 0.1, matchX: true });
   const data: PlotlyTrace[] = [];
   series.forEach((s, row) => {
@@ -76,14 +81,21 @@ export function lossCurves(train: readonly TrainRecord[], opts: LossCurveOptions
       });
     }
   });
-  const layout: Record<string, unknown> = { ...baseLayout(title, 220 * series.length + 80), ...g.axes, annotations: g.annotations };
+  const layout: Record<string, unknown> = {
+    ...baseLayout(title, 220 * series.length + 80),
+    ...g.axes,
+    annotations: g.annotations,
+  };
   const last = g.key(series.length - 1, 0);
   (layout[`xaxis${last}`] as Record<string, unknown>).title = { text: "iteration" };
   return new Figure({ data, layout });
 }
 
 /** Learning-rate schedule as logged (backbone group). */
-export function lrCurve(train: readonly TrainRecord[], opts: { logY?: boolean; title?: string } = {}): Figure {
+export function lrCurve(
+  train: readonly TrainRecord[],
+  opts: { logY?: boolean; title?: string } = {},
+): Figure {
   const title = opts.title ?? "Learning rate";
   if (train.length === 0) return emptyFigure(title, "no training records yet");
   const layout = baseLayout(title, 320);
@@ -131,7 +143,9 @@ export function valCurves(evals: readonly EvalRecord[], opts: { title?: string }
   if (evals.length === 0) return emptyFigure(title, "no evaluation records yet");
   const groups = byMode(evals);
   const hasLoss = evals.some((e) => e.valLoss !== null && e.valLoss !== undefined);
-  const g = grid(1, hasLoss ? 2 : 1, { titles: hasLoss ? ["mIoU and pixel accuracy", "validation loss"] : [] });
+  const g = grid(1, hasLoss ? 2 : 1, {
+    titles: hasLoss ? ["mIoU and pixel accuracy", "validation loss"] : [],
+  });
   const data: PlotlyTrace[] = [];
   let i = 0;
   for (const [mode, list] of groups) {
@@ -214,27 +228,30 @@ export function classIoUBars(ev: ClassEval, info: ClassInfo & { title?: string }
     }];
   }
   return new Figure({
-    data: [{
-      type: "bar",
-      x: names,
-      y: iou,
-      marker: { color: colors, line: { color: "#333", width: 0.5 } },
-      text: iou.map((v) => (v === null ? "n/a" : (100 * v).toFixed(1))),
-      textposition: "outside",
-      cliponaxis: false,
-      showlegend: false,
-      hovertemplate: `%{x}<br>IoU %{y:.4f} [${ev.mode}]<extra></extra>`,
-    }, ...(hasMean
-      ? [{
-        // legend entry for the dashed mIoU line (a layout shape has none)
-        type: "scatter",
-        mode: "lines",
-        name: `mIoU ${fmtMetric(ev.mIoU)} [${ev.mode}]`,
-        x: [null],
-        y: [null],
-        line: { color: "#444", width: 1.5, dash: "dash" },
-      }]
-      : [])],
+    data: [
+      {
+        type: "bar",
+        x: names,
+        y: iou,
+        marker: { color: colors, line: { color: "#333", width: 0.5 } },
+        text: iou.map((v) => (v === null ? "n/a" : (100 * v).toFixed(1))),
+        textposition: "outside",
+        cliponaxis: false,
+        showlegend: false,
+        hovertemplate: `%{x}<br>IoU %{y:.4f} [${ev.mode}]<extra></extra>`,
+      },
+      ...(hasMean
+        ? [{
+          // legend entry for the dashed mIoU line (a layout shape has none)
+          type: "scatter",
+          mode: "lines",
+          name: `mIoU ${fmtMetric(ev.mIoU)} [${ev.mode}]`,
+          x: [null],
+          y: [null],
+          line: { color: "#444", width: 1.5, dash: "dash" },
+        }]
+        : []),
+    ],
     layout,
   });
 }
@@ -257,7 +274,10 @@ export function rowNormalize(confusion: readonly (readonly number[])[]): (number
 }
 
 /** Confusion-matrix heatmap: rows = ground truth, columns = prediction, class names on both axes. */
-export function confusionHeatmap(confusion: readonly (readonly number[])[], opts: ConfusionOptions = {}): Figure {
+export function confusionHeatmap(
+  confusion: readonly (readonly number[])[],
+  opts: ConfusionOptions = {},
+): Figure {
   const n = confusion.length;
   if (n === 0 || confusion.some((r) => r.length !== n)) {
     throw new Error(`confusionHeatmap: confusion must be a square n×n matrix (got ${n} rows)`);
@@ -268,7 +288,9 @@ export function confusionHeatmap(confusion: readonly (readonly number[])[], opts
   const where = opts.iter !== undefined ? ` @ iter ${opts.iter}` : "";
   const mode = opts.mode ? ` [${opts.mode}]` : "";
   const title = opts.title ??
-    `Confusion matrix${where}${mode}${norm === "row" ? " — row-normalised (rows: ground truth)" : " — pixels"}`;
+    `Confusion matrix${where}${mode}${
+      norm === "row" ? " — row-normalised (rows: ground truth)" : " — pixels"
+    }`;
   const size = Math.max(360, Math.min(900, 150 + 30 * n));
   const layout = baseLayout(title, size + 60);
   layout.margin = { l: 130, r: 24, t: 72, b: 130 };
@@ -308,7 +330,10 @@ export function confusionHeatmap(confusion: readonly (readonly number[])[], opts
  * Pixel-contrast diagnostics over training: mean anchors per class, hard/easy anchors, mean positive
  * and negative cosine similarity, and the contrast term's share of the loss.
  */
-export function contrastDiagnostics(train: readonly TrainRecord[], info: ClassInfo & { title?: string } = {}): Figure {
+export function contrastDiagnostics(
+  train: readonly TrainRecord[],
+  info: ClassInfo & { title?: string } = {},
+): Figure {
   const title = info.title ?? "Pixel-contrast diagnostics";
   const rec = train.filter((r) => r.diagnostics);
   if (rec.length === 0) return emptyFigure(title, "no contrast diagnostics (CE-only run or none logged yet)");
@@ -359,10 +384,16 @@ export function contrastDiagnostics(train: readonly TrainRecord[], info: ClassIn
   line("positive pairs", d("posSim"), "#1f77b4", g.ref(1, 0));
   line("negative pairs", d("negSim"), "#ff7f0e", g.ref(1, 0));
   line("contrast share", d("contrastShare"), "#9467bd", g.ref(1, 1));
-  const layout: Record<string, unknown> = { ...baseLayout(title, 640), ...g.axes, annotations: g.annotations };
+  const layout: Record<string, unknown> = {
+    ...baseLayout(title, 640),
+    ...g.axes,
+    annotations: g.annotations,
+  };
   (layout.xaxis as Record<string, unknown>).tickangle = -40;
   (layout.yaxis3 as Record<string, unknown>).range = [-1, 1];
   (layout.yaxis4 as Record<string, unknown>).range = [0, 1];
-  for (const k of ["xaxis2", "xaxis3", "xaxis4"]) (layout[k] as Record<string, unknown>).title = { text: "iteration" };
+  for (const k of ["xaxis2", "xaxis3", "xaxis4"]) {
+    (layout[k] as Record<string, unknown>).title = { text: "iteration" };
+  }
   return new Figure({ data, layout });
 }

@@ -56,7 +56,11 @@ export async function show(
     if (opts.printFallback) console.log(plainText(obj));
     return false;
   }
-  await api.display(obj, { raw: opts.raw ?? false, update: opts.update ?? false, display_id: opts.displayId });
+  await api.display(obj, {
+    raw: opts.raw ?? false,
+    update: opts.update ?? false,
+    display_id: opts.displayId,
+  });
   return true;
 }
 

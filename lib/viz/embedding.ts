@@ -59,7 +59,9 @@ export function sampleBalancedPixels(
   for (let i = 0; i < n; i++) {
     const c = labels[i];
     if (c === ign) continue;
-    if (!Number.isInteger(c) || c < 0) throw new Error(`sampleBalancedPixels: label ${c} at ${i} is not a class id`);
+    if (!Number.isInteger(c) || c < 0) {
+      throw new Error(`sampleBalancedPixels: label ${c} at ${i} is not a class id`);
+    }
     let list = byClass.get(c);
     if (!list) byClass.set(c, list = []);
     list.push(i);
@@ -628,7 +630,9 @@ export function knnAccuracy(
   for (let i = 0; i < n; i++) if (labels[i] !== ign) keep.push(i);
   const m = keep.length;
   const k = opts.k ?? 10;
-  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`knnAccuracy: k must be a positive integer, got ${k}`);
+  if (!(Number.isInteger(k) && k >= 1)) {
+    throw new Error(`knnAccuracy: k must be a positive integer, got ${k}`);
+  }
   if (m < k + 1) throw new Error(`knnAccuracy: need more than k=${k} labelled rows, got ${m}`);
   const u = new Float32Array(m * d);
   const lab = new Int32Array(m);

@@ -9,8 +9,8 @@ import type { ClassInfo, PlotlyTrace } from "./types.ts";
 import {
   type ClassSeparation,
   classSeparation,
-  knnAccuracy,
   type KnnAccuracy,
+  knnAccuracy,
   pca,
   sampleBalancedPixels,
   umap,
@@ -44,21 +44,30 @@ export interface EmbeddingFigureOptions extends ClassInfo {
 
 /** "intra−inter cos 0.412 · 10-NN acc 93.1%". */
 export function formatMeasures(m: EmbeddingMeasures): string {
-  return `intra−inter cos ${m.separation.gap.toFixed(3)} · ${m.knn.k}-NN acc ${(100 * m.knn.accuracy).toFixed(1)}%`;
+  return `intra−inter cos ${m.separation.gap.toFixed(3)} · ${m.knn.k}-NN acc ${
+    (100 * m.knn.accuracy).toFixed(1)
+  }%`;
 }
 
 /** Side-by-side scatter panels, one trace per class per panel; clicking a class in the legend hides it everywhere. */
-export function embeddingFigure(panels: readonly EmbeddingPanel[], opts: EmbeddingFigureOptions = {}): Figure {
+export function embeddingFigure(
+  panels: readonly EmbeddingPanel[],
+  opts: EmbeddingFigureOptions = {},
+): Figure {
   if (panels.length === 0) throw new Error("embeddingFigure: no panels");
   let maxClass = -1;
   for (const p of panels) {
     if (p.xy.length !== 2 * p.labels.length) {
-      throw new Error(`embeddingFigure: panel '${p.title}' has ${p.xy.length / 2} points but ${p.labels.length} labels`);
+      throw new Error(
+        `embeddingFigure: panel '${p.title}' has ${p.xy.length / 2} points but ${p.labels.length} labels`,
+      );
     }
     for (let i = 0; i < p.labels.length; i++) maxClass = Math.max(maxClass, p.labels[i]);
   }
   const { names, colors } = classInfo(maxClass + 1, opts);
-  const titles = panels.map((p) => p.measures ? `${p.title}<br><span style="font-size:12px">${formatMeasures(p.measures)}</span>` : p.title);
+  const titles = panels.map((p) =>
+    p.measures ? `${p.title}<br><span style="font-size:12px">${formatMeasures(p.measures)}</span>` : p.title
+  );
   const g = grid(1, panels.length, { titles, hgap: 0.04 });
   const data: PlotlyTrace[] = [];
   const method = opts.method ?? "projection";
@@ -189,7 +198,7 @@ export function compareEmbeddings(inputs: readonly CompareInput[], opts: Compare
     ...opts,
     method: method.toUpperCase(),
     title: opts.title ?? `Pixel embeddings (${method.toUpperCase()} of ≤${per} pixels per class, ` +
-      `${m} in all), coloured by class`,
+        `${m} in all), coloured by class`,
   });
   const sampled: number[] = [];
   for (let i = 0; i < m; i++) sampled[sample.labels[i]] = (sampled[sample.labels[i]] ?? 0) + 1;

@@ -36,7 +36,13 @@ export function bottomMargin(rows: number): number {
   return 64 + 22 * rows;
 }
 
-const AXIS_STYLE = { showgrid: true, gridcolor: "#e6e6e6", zeroline: false, linecolor: "#888", showline: true };
+const AXIS_STYLE = {
+  showgrid: true,
+  gridcolor: "#e6e6e6",
+  zeroline: false,
+  linecolor: "#888",
+  showline: true,
+};
 
 export interface Grid {
   /** Axis entries to spread into the layout (`xaxis`, `yaxis`, `xaxis2`, ...). */

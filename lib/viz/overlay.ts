@@ -166,8 +166,16 @@ export function overlayFigure(
   }
   const panelAspect = h / w;
   const height = opts.height ??
-    Math.round(Math.min(900, Math.max(260, (1100 / panels.length) * panelAspect + 100 + 22 * Math.ceil(present.size / 10))));
-  const layout: Record<string, unknown> = { ...baseLayout(opts.title ?? "Image, ground truth and prediction", height), ...g.axes };
+    Math.round(
+      Math.min(
+        900,
+        Math.max(260, (1100 / panels.length) * panelAspect + 100 + 22 * Math.ceil(present.size / 10)),
+      ),
+    );
+  const layout: Record<string, unknown> = {
+    ...baseLayout(opts.title ?? "Image, ground truth and prediction", height),
+    ...g.axes,
+  };
   layout.annotations = g.annotations;
   const legendRows = Math.ceil(present.size / 10);
   layout.margin = { l: 8, r: 8, t: 72, b: 12 + 22 * legendRows };

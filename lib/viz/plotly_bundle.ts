@@ -3,15 +3,20 @@
  * offline (no CDN). `import.meta.resolve("npm:...")` gives no file path for npm packages, so the file is
  * located from this module's own URL (the project root is two folders up) and Deno's npm layouts.
  *
- * Pinned version: plotly.js-dist-min 2.35.2 (deno.json), the plotly.js that the last JupyterLab renderer
+ * Pinned version: plotly.js-dist-min 2.35.2 (deno.json; the constant below comes from the installed
+ * package), the plotly.js that the last JupyterLab renderer
  * extension shipped by the Python plotly package (5.24.x, `jupyterlab-plotly`) bundles, so a notebook
  * renders the same whether JupyterLab uses that extension or our HTML fallback.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+// A static import puts the package in the module graph, so Deno installs it (node_modules/ or its cache)
+// before any code runs; the bundle file itself is then read from disk.
+import plotlyPackage from "plotly.js-dist-min/package.json" with { type: "json" };
 
 export const PLOTLY_PACKAGE = "plotly.js-dist-min";
-export const PLOTLY_VERSION = "2.35.2";
+export const PLOTLY_VERSION: string = plotlyPackage.version;
 
 /** The project root: lib/viz/ is two folders below it. */
 export function projectRoot(): string {
@@ -24,6 +29,13 @@ export function projectRoot(): string {
 export function plotlyBundleCandidates(): string[] {
   const env = envGet("PC_PLOTLY_JS");
   const out: string[] = env ? [env] : [];
+  try {
+    // With a node_modules folder Deno resolves npm subpaths to files.
+    const url = import.meta.resolve(`${PLOTLY_PACKAGE}/plotly.min.js`);
+    if (url.startsWith("file:")) out.push(fileURLToPath(url));
+  } catch {
+    // not resolvable here: fall through to the known layouts
+  }
   let root: string | null = null;
   try {
     root = projectRoot();

@@ -7,7 +7,15 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { escapeHtml, Figure } from "./figure.ts";
 import { plotlyBundleVersion, plotlyInlineScript } from "./plotly_bundle.ts";
-import { byMode, classIoUBars, confusionHeatmap, contrastDiagnostics, lossCurves, lrCurve, valCurves } from "./charts.ts";
+import {
+  byMode,
+  classIoUBars,
+  confusionHeatmap,
+  contrastDiagnostics,
+  lossCurves,
+  lrCurve,
+  valCurves,
+} from "./charts.ts";
 import { classInfo, fmtMetric } from "./layout.ts";
 import type { ClassInfo, EvalRecord, MetricsRecord, RunSummary, TrainRecord } from "./types.ts";
 
@@ -53,7 +61,8 @@ export function htmlPage(title: string, body: string): string {
 
 function figureSection(f: ReportFigure): string {
   return `<section><h2>${escapeHtml(f.heading)}</h2>` +
-    (f.note ? `<p class="note">${escapeHtml(f.note)}</p>` : "") + untitled(f.figure, f.heading).toHTML("none") +
+    (f.note ? `<p class="note">${escapeHtml(f.note)}</p>` : "") +
+    untitled(f.figure, f.heading).toHTML("none") +
     `</section>`;
 }
 
@@ -89,7 +98,12 @@ export function renderFiguresHtml(title: string, figures: readonly ReportFigure[
   return htmlPage(title, body);
 }
 
-export function writeFiguresHtml(path: string, title: string, figures: readonly ReportFigure[], intro?: string): void {
+export function writeFiguresHtml(
+  path: string,
+  title: string,
+  figures: readonly ReportFigure[],
+  intro?: string,
+): void {
   writeFileAtomic(path, renderFiguresHtml(title, figures, intro));
 }
 
@@ -102,14 +116,18 @@ function summaryHtml(s: ReportSections): string {
     ["config", escapeHtml(s.summary.configName)],
     ["backend", escapeHtml(s.summary.backend)],
   ];
-  for (const [k, v] of Object.entries(s.summary.details ?? {})) rows.push([escapeHtml(k), escapeHtml(String(v))]);
+  for (const [k, v] of Object.entries(s.summary.details ?? {})) {
+    rows.push([escapeHtml(k), escapeHtml(String(v))]);
+  }
   const last = s.train[s.train.length - 1];
   if (last) {
     const parts = [
       `iter ${last.iter}`,
       `loss ${fmtMetric(last.loss)}`,
       `CE ${fmtMetric(last.ce)}`,
-      ...(last.contrast !== null && last.contrast !== undefined ? [`contrast ${fmtMetric(last.contrast)}`] : []),
+      ...(last.contrast !== null && last.contrast !== undefined
+        ? [`contrast ${fmtMetric(last.contrast)}`]
+        : []),
       `lr ${last.lr.toExponential(3)}`,
       `elapsed ${formatSeconds(last.time)}`,
     ];
@@ -121,7 +139,9 @@ function summaryHtml(s: ReportSections): string {
     const line = (e: EvalRecord) =>
       `mIoU ${fmtMetric(e.mIoU)}${modeTag(mode)} · acc ${fmtMetric(e.acc)}${modeTag(mode)} · ` +
       `kappa ${fmtMetric(e.kappa)}${modeTag(mode)}` +
-      (e.valLoss !== null && e.valLoss !== undefined ? ` · val loss ${fmtMetric(e.valLoss)}${modeTag(mode)}` : "") +
+      (e.valLoss !== null && e.valLoss !== undefined
+        ? ` · val loss ${fmtMetric(e.valLoss)}${modeTag(mode)}`
+        : "") +
       ` @ iter ${e.iter}`;
     rows.push([`latest evaluation`, line(latest)]);
     if (best !== latest) rows.push([`best evaluation`, line(best)]);
@@ -133,7 +153,11 @@ function summaryHtml(s: ReportSections): string {
 function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return "–";
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = Math.round(s % 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(r).padStart(2, "0")}s` : `${r}s`;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m > 0
+    ? `${m}m${String(r).padStart(2, "0")}s`
+    : `${r}s`;
 }
 
 /** Per-class IoU (and accuracy) table for the latest evaluation of every mode, mode in every header. */
@@ -142,9 +166,11 @@ function classTableHtml(s: ReportSections): string {
   if (latest.length === 0) return "";
   const n = Math.max(...latest.map((e) => e.classIoU.length));
   const { names, colors } = classInfo(n, s);
-  const head = `<tr><th>trainId</th><th>class</th>` + latest.map((e) =>
-    `<th>IoU${modeTag(e.mode)} @ ${e.iter}</th>` + (e.classAcc ? `<th>acc${modeTag(e.mode)} @ ${e.iter}</th>` : "")
-  ).join("") + `</tr>`;
+  const head = `<tr><th>trainId</th><th>class</th>` +
+    latest.map((e) =>
+      `<th>IoU${modeTag(e.mode)} @ ${e.iter}</th>` +
+      (e.classAcc ? `<th>acc${modeTag(e.mode)} @ ${e.iter}</th>` : "")
+    ).join("") + `</tr>`;
   const body = names.map((name, c) =>
     `<tr><td class="num">${c}</td><td><span class="sw" style="background:${colors[c]}"></span>${
       escapeHtml(name)
@@ -154,9 +180,10 @@ function classTableHtml(s: ReportSections): string {
       (e.classAcc ? `<td class="num">${fmtMetric(e.classAcc[c])}</td>` : "")
     ).join("") + `</tr>`
   ).join("");
-  const foot = `<tr><th></th><th>mean</th>` + latest.map((e) =>
-    `<th class="num">${fmtMetric(e.mIoU)}</th>` + (e.classAcc ? `<th></th>` : "")
-  ).join("") + `</tr>`;
+  const foot = `<tr><th></th><th>mean</th>` +
+    latest.map((e) => `<th class="num">${fmtMetric(e.mIoU)}</th>` + (e.classAcc ? `<th></th>` : "")).join(
+      "",
+    ) + `</tr>`;
   return `<table>${head}${body}${foot}</table>`;
 }
 
@@ -172,7 +199,8 @@ export function renderReport(s: ReportSections): string {
     summaryHtml(s),
     figureSection({
       heading: "Training loss",
-      note: "Total optimised loss, its cross-entropy part and the (unweighted) pixel-contrast term, per logged iteration.",
+      note:
+        "Total optimised loss, its cross-entropy part and the (unweighted) pixel-contrast term, per logged iteration.",
       figure: lossCurves(s.train, { smoothing: s.smoothing }),
     }),
     figureSection({ heading: "Learning rate", figure: lrCurve(s.train) }),
@@ -182,14 +210,19 @@ export function renderReport(s: ReportSections): string {
   const last = s.evals.length ? [...s.evals].sort((a, b) => a.iter - b.iter)[s.evals.length - 1] : null;
   if (last) {
     parts.push(
-      `<section><h2>Per-class IoU</h2>${classTableHtml(s)}${classIoUBars(last, info).toHTML("none")}</section>`,
+      `<section><h2>Per-class IoU</h2>${classTableHtml(s)}${
+        classIoUBars(last, info).toHTML("none")
+      }</section>`,
     );
-    const withConf = [...s.evals].filter((e) => e.confusion && e.confusion.length).sort((a, b) => a.iter - b.iter);
+    const withConf = [...s.evals].filter((e) => e.confusion && e.confusion.length).sort((a, b) =>
+      a.iter - b.iter
+    );
     const c = withConf[withConf.length - 1];
     if (c) {
       parts.push(figureSection({
         heading: "Confusion matrix",
-        note: "Rows: ground-truth class; columns: predicted class; each row sums to 1 (the diagonal is the per-class recall).",
+        note:
+          "Rows: ground-truth class; columns: predicted class; each row sums to 1 (the diagonal is the per-class recall).",
         figure: confusionHeatmap(c.confusion!, { ...info, normalize: "row", mode: c.mode, iter: c.iter }),
       }));
     }
@@ -209,7 +242,10 @@ export function writeReport(path: string, sections: ReportSections): void {
  * Parses a metrics JSONL text into training and evaluation records. A truncated last line (a run still
  * writing) is skipped; any other bad line is an error naming the source and line number.
  */
-export function parseMetricsJsonl(text: string, source = "<metrics>"): { train: TrainRecord[]; evals: EvalRecord[] } {
+export function parseMetricsJsonl(
+  text: string,
+  source = "<metrics>",
+): { train: TrainRecord[]; evals: EvalRecord[] } {
   const train: TrainRecord[] = [];
   const evals: EvalRecord[] = [];
   const lines = text.split("\n");
@@ -224,15 +260,21 @@ export function parseMetricsJsonl(text: string, source = "<metrics>"): { train: 
     }
     if (rec.type === "train") {
       for (const k of ["iter", "lr", "loss", "ce", "time"] as const) {
-        if (typeof rec[k] !== "number") throw new Error(`${source}:${i + 1}: train record needs a number '${k}'`);
+        if (typeof rec[k] !== "number") {
+          throw new Error(`${source}:${i + 1}: train record needs a number '${k}'`);
+        }
       }
       train.push(rec);
     } else if (rec.type === "eval") {
       for (const k of ["iter", "mIoU", "acc", "kappa"] as const) {
-        if (typeof rec[k] !== "number") throw new Error(`${source}:${i + 1}: eval record needs a number '${k}'`);
+        if (typeof rec[k] !== "number") {
+          throw new Error(`${source}:${i + 1}: eval record needs a number '${k}'`);
+        }
       }
       if (!Array.isArray(rec.classIoU)) throw new Error(`${source}:${i + 1}: eval record needs 'classIoU'`);
-      if (typeof rec.mode !== "string") throw new Error(`${source}:${i + 1}: eval record needs a string 'mode'`);
+      if (typeof rec.mode !== "string") {
+        throw new Error(`${source}:${i + 1}: eval record needs a string 'mode'`);
+      }
       evals.push(rec);
     } else {
       throw new Error(`${source}:${i + 1}: unknown record type '${(rec as { type?: unknown }).type}'`);

@@ -164,6 +164,9 @@ Deno.test("embeddingFigure: panels side by side, one trace per class, legend onc
   assertEquals((fig.data[1].marker as { color: string }).color, rgb(CITYSCAPES_PALETTE[13]));
   assertEquals(fig.data[1].x, [1, 2]);
   const ann = JSON.stringify(fig.layout.annotations);
-  assert(ann.includes("CE only") && ann.includes("intra−inter cos 0.400") && ann.includes("10-NN acc 75.0%"), ann);
+  assert(
+    ann.includes("CE only") && ann.includes("intra−inter cos 0.400") && ann.includes("10-NN acc 75.0%"),
+    ann,
+  );
   assertThrows(() => embeddingFigure([{ title: "bad", xy, labels: [0] }]), "points");
 });

@@ -8,6 +8,7 @@ import {
   symmetricEigen,
   umap,
 } from "../../lib/viz/embedding.ts";
+import { compareEmbeddings } from "../../lib/viz/embedding_figure.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
 Deno.test("sampleBalancedPixels: at most perClass per class, ignore dropped, distinct, seeded", () => {
@@ -48,9 +49,15 @@ Deno.test("sampleBalancedPixels: uniform over a class's pixels", () => {
 });
 
 Deno.test("sampleBalancedPixels: bad input names the problem", () => {
-  assertThrows(() => sampleBalancedPixels([0, 1], new Float32Array(3), 2, { perClass: 1, rng: new Rng(0) }), "expected");
+  assertThrows(
+    () => sampleBalancedPixels([0, 1], new Float32Array(3), 2, { perClass: 1, rng: new Rng(0) }),
+    "expected",
+  );
   assertThrows(() => sampleBalancedPixels([0, 1], null, 2, { perClass: 0, rng: new Rng(0) }), "perClass");
-  assertThrows(() => sampleBalancedPixels([0, -1], null, 2, { perClass: 1, rng: new Rng(0) }), "not a class id");
+  assertThrows(
+    () => sampleBalancedPixels([0, -1], null, 2, { perClass: 1, rng: new Rng(0) }),
+    "not a class id",
+  );
 });
 
 Deno.test("symmetricEigen: A v = λ v, orthonormal, descending, on a known matrix", () => {
@@ -129,7 +136,7 @@ Deno.test("pca: Gaussian data with known principal axes (exact and subspace path
     for (let i = 0; i < n; i++) {
       for (let c = 0; c < d; c++) {
         const z = rng.normal() * (c < sd.length ? sd[c] : 0.1);
-        if (basis) for (let j = 0; j < d; j++) x[i * d + j] += z * basis[c][j];
+        if (basis) { for (let j = 0; j < d; j++) x[i * d + j] += z * basis[c][j]; }
         else x[i * d + c] += z; // axis-aligned in the large case
       }
     }
@@ -143,7 +150,10 @@ Deno.test("pca: Gaussian data with known principal axes (exact and subspace path
       for (let i = 0; i < n; i++) m += r.projection[i * 2 + c] / n;
       for (let i = 0; i < n; i++) v += (r.projection[i * 2 + c] - m) ** 2 / (n - 1);
       assertAlmostEquals(v / r.explainedVariance[c], 1, 1e-3);
-      assert(Math.abs(r.explainedVariance[c] / sd[c] ** 2 - 1) < 0.15, `d=${d}: variance ${r.explainedVariance[c]}`);
+      assert(
+        Math.abs(r.explainedVariance[c] / sd[c] ** 2 - 1) < 0.15,
+        `d=${d}: variance ${r.explainedVariance[c]}`,
+      );
     }
     const again = pca(x, n, d, 2);
     assertEquals(Array.from(again.projection), Array.from(r.projection), "deterministic");
@@ -225,7 +235,9 @@ Deno.test("knnAccuracy: exact leave-one-out votes on a hand-made example", () =>
   //  y: 0   0   1    1    1    0
   const deg = [0, 8, 20, 90, 100, 50];
   const y = [0, 0, 1, 1, 1, 0];
-  const x = new Float32Array(deg.flatMap((t) => [Math.cos((t * Math.PI) / 180), Math.sin((t * Math.PI) / 180)]));
+  const x = new Float32Array(
+    deg.flatMap((t) => [Math.cos((t * Math.PI) / 180), Math.sin((t * Math.PI) / 180)]),
+  );
   // k=1: 0->1 ok, 1->0 ok, 2->1 (y 0) wrong, 3->4 ok, 4->3 ok, 5->2 (y 1) wrong  => 4/6
   assertAlmostEquals(knnAccuracy(x, 6, 2, y, { k: 1 }).accuracy, 4 / 6, 1e-12);
   // k=3: 0->{1,2,5}: 0,1,0 ok; 1->{0,2,5}: 0,1,0 ok; 2->{1,0,5}: 0,0,0 wrong; 3->{4,5,2}: 1,0,1 ok;
@@ -237,7 +249,10 @@ Deno.test("knnAccuracy: exact leave-one-out votes on a hand-made example", () =>
   assertAlmostEquals(knnAccuracy(x, 6, 2, y, { k: 2 }).accuracy, 4 / 6, 1e-12);
   // Exact tie in count and similarity -> smaller class id: A=(1,0) y 2, B=(0,1) y 1, Q=(1,1) y 1, k=2.
   // A -> {B, Q} both 1: wrong; B -> {Q (cos 45°) y 1, A (0) y 2} -> 1 ok; Q -> {A, B} equal sims -> 1 ok.
-  assertAlmostEquals(knnAccuracy(Float32Array.from([1, 0, 0, 1, 1, 1]), 3, 2, [2, 1, 1], { k: 2 }).accuracy, 2 / 3);
+  assertAlmostEquals(
+    knnAccuracy(Float32Array.from([1, 0, 0, 1, 1, 1]), 3, 2, [2, 1, 1], { k: 2 }).accuracy,
+    2 / 3,
+  );
   // scale does not matter (cosine); ignored rows neither count nor serve as neighbours
   const scaled = x.map((v, i) => v * (1 + (i >> 1)));
   assertAlmostEquals(knnAccuracy(scaled, 6, 2, y, { k: 1 }).accuracy, 4 / 6, 1e-12);
@@ -253,4 +268,35 @@ Deno.test("knnAccuracy: exact leave-one-out votes on a hand-made example", () =>
 Deno.test("l2NormalizeRows: unit rows, zero rows stay zero", () => {
   const u = l2NormalizeRows(Float32Array.from([3, 4, 0, 0]), 2, 2);
   assertEquals(Array.from(u), [Math.fround(0.6), Math.fround(0.8), 0, 0]);
+});
+
+Deno.test("compareEmbeddings: same pixels for both models, measures rank clustered above noisy, figure", () => {
+  const rng = new Rng(21);
+  const n = 400, d = 16, classes = 4;
+  const labels = Int32Array.from({ length: n }, (_, i) => (i % 10 === 9 ? 255 : i % classes));
+  const centers = Array.from({ length: classes }, () => Array.from({ length: d }, () => rng.normal()));
+  const tight = new Float32Array(n * d), loose = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) {
+      const c = labels[i] === 255 ? 0 : labels[i];
+      tight[i * d + j] = centers[c][j] + 0.2 * rng.normal();
+      loose[i * d + j] = 0.3 * centers[c][j] + rng.normal();
+    }
+  }
+  for (const projection of ["pca", "umap"] as const) {
+    const r = compareEmbeddings(
+      [{ title: "CE only", embeddings: loose }, { title: "CE + contrast", embeddings: tight }],
+      { labels, dim: d, rng: new Rng(5), perClass: 40, projection, umap: { nEpochs: 40 } },
+    );
+    assertEquals(r.sampled, [40, 40, 40, 40]);
+    assert(r.measures[1].separation.gap > r.measures[0].separation.gap, "contrast model more structured");
+    assert(r.measures[1].knn.accuracy >= r.measures[0].knn.accuracy);
+    const panels = new Set(r.figure.data.map((t) => t.xaxis));
+    assertEquals([...panels], ["x", "x2"]);
+    assertEquals(r.figure.data.length, 2 * classes);
+    // the same sampled pixels in both panels: the class sizes per panel agree
+    const sizes = r.figure.data.map((t) => (t.x as number[]).length);
+    assertEquals(sizes, new Array(2 * classes).fill(40));
+    assert(r.figure.title.includes(projection.toUpperCase()));
+  }
 });

@@ -3,14 +3,14 @@ import {
   Figure,
   figureMimeBundle,
   getBundleMode,
-  JUPYTER_DISPLAY,
   jsonForScript,
-  PLOTLY_MIME,
+  JUPYTER_DISPLAY,
   plain,
+  PLOTLY_MIME,
   resetBundleState,
   setBundleMode,
 } from "../../lib/viz/figure.ts";
-import { plotlyBundleText, PLOTLY_VERSION, plotlyBundleVersion } from "../../lib/viz/plotly_bundle.ts";
+import { PLOTLY_VERSION, plotlyBundleText, plotlyBundleVersion } from "../../lib/viz/plotly_bundle.ts";
 
 const spec = () => ({
   data: [{ type: "scatter", x: Float32Array.from([1, 2]), y: [NaN, 3], name: "a</script><b>" }],
@@ -43,7 +43,10 @@ Deno.test("Figure display: MIME bundle with plotly JSON, offline HTML and text; 
   try {
     const f = new Figure(spec());
     assert(typeof f[JUPYTER_DISPLAY] === "function");
-    assertEquals((f as unknown as Record<symbol, unknown>)[Symbol.for("Jupyter.display")], f[JUPYTER_DISPLAY]);
+    assertEquals(
+      (f as unknown as Record<symbol, unknown>)[Symbol.for("Jupyter.display")],
+      f[JUPYTER_DISPLAY],
+    );
     const b1 = f[JUPYTER_DISPLAY]();
     assertEquals(Object.keys(b1).sort(), [PLOTLY_MIME, "text/html", "text/plain"].sort());
     assertEquals(b1[PLOTLY_MIME], f.toJSON());

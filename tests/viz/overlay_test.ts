@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
-import { base64, blendLabels, colorizeLabels, errorMap, overlayFigure, pngDataUrl } from "../../lib/viz/overlay.ts";
+import {
+  base64,
+  blendLabels,
+  colorizeLabels,
+  errorMap,
+  overlayFigure,
+  pngDataUrl,
+} from "../../lib/viz/overlay.ts";
 import { decodePngBytes } from "../../lib/data/image_io.ts";
 import { CITYSCAPES_PALETTE } from "../../lib/data/cityscapes_labels.ts";
 
@@ -9,7 +16,9 @@ const gt = Uint8Array.from([0, 0, 13, 13, 255, 10, 10, 10]);
 const pred = Uint8Array.from([0, 1, 13, 13, 0, 10, 10, 2]);
 
 Deno.test("colorizeLabels: palette colours, ignore colour for 255 and unknown ids", () => {
-  const c = colorizeLabels(Uint8Array.from([0, 13, 255, 40]), 2, 2, CITYSCAPES_PALETTE, { ignoreColor: [9, 9, 9] });
+  const c = colorizeLabels(Uint8Array.from([0, 13, 255, 40]), 2, 2, CITYSCAPES_PALETTE, {
+    ignoreColor: [9, 9, 9],
+  });
   assertEquals(Array.from(c), [...CITYSCAPES_PALETTE[0], ...CITYSCAPES_PALETTE[13], 9, 9, 9, 9, 9, 9]);
   assertThrows(() => colorizeLabels([0], 2, 2), "expected 4");
 });
@@ -50,7 +59,11 @@ Deno.test("overlayFigure: image / ground truth / prediction / errors as image tr
   assertEquals(images.map((t) => t.xaxis), ["x", "x2", "x3", "x4"]);
   assert(images.every((t) => String(t.source).startsWith("data:image/png;base64,")));
   const legend = fig.data.filter((t) => t.type === "scatter").map((t) => t.name);
-  assertEquals(legend, ["road", "sidewalk", "building", "sky", "car"], "classes present in either map, by trainId");
+  assertEquals(
+    legend,
+    ["road", "sidewalk", "building", "sky", "car"],
+    "classes present in either map, by trainId",
+  );
   const ann = JSON.stringify(fig.layout.annotations);
   assert(ann.includes("ground truth") && ann.includes("prediction"));
   // y axis reversed over the image rows, aspect kept

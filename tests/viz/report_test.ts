@@ -6,7 +6,7 @@ import {
   writeFiguresHtml,
   writeReport,
 } from "../../lib/viz/report.ts";
-import { plotlyBundleText, PLOTLY_VERSION } from "../../lib/viz/plotly_bundle.ts";
+import { PLOTLY_VERSION, plotlyBundleText } from "../../lib/viz/plotly_bundle.ts";
 import { classIoUBars } from "../../lib/viz/charts.ts";
 import { fakeEvals, fakeTrain } from "./_data.ts";
 
@@ -18,7 +18,10 @@ function selfContained(html: string): void {
   assert(!/<link[^>]*href\s*=\s*["']?https?:/i.test(html), "no remote stylesheet");
   // The bundle itself names tile/topojson servers for map traces, which these figures never use.
   const ours = html.replace(plotlyBundleText(), "");
-  assert(!/https?:\/\/(?!www\.w3\.org\/)/i.test(ours), "no URL outside the plotly bundle (SVG namespaces aside)");
+  assert(
+    !/https?:\/\/(?!www\.w3\.org\/)/i.test(ours),
+    "no URL outside the plotly bundle (SVG namespaces aside)",
+  );
 }
 
 Deno.test("writeReport: one self-contained offline file with every section, mode beside numbers", async () => {
@@ -36,7 +39,11 @@ Deno.test("writeReport: one self-contained offline file with every section, mode
     });
     const html = Deno.readTextFileSync(path);
     selfContained(html);
-    assertEquals([...Deno.readDirSync(`${dir}/sub`)].map((e) => e.name), ["report.html"], "no temp file left");
+    assertEquals(
+      [...Deno.readDirSync(`${dir}/sub`)].map((e) => e.name),
+      ["report.html"],
+      "no temp file left",
+    );
     for (
       const s of [
         "Run summary",
@@ -68,7 +75,10 @@ Deno.test("writeReport: one self-contained offline file with every section, mode
       figures: [{ heading: "Extra figure", figure: classIoUBars(evals[0]) }],
       generatedAt: "2025-01-01T00:00:00Z",
     });
-    assertEquals(again.replace(/pcviz-[0-9a-z]+-[0-9a-z]+/g, ""), html.replace(/pcviz-[0-9a-z]+-[0-9a-z]+/g, ""));
+    assertEquals(
+      again.replace(/pcviz-[0-9a-z]+-[0-9a-z]+/g, ""),
+      html.replace(/pcviz-[0-9a-z]+-[0-9a-z]+/g, ""),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -83,7 +93,10 @@ Deno.test("writeReport: an empty run (no records yet) still renders", () => {
 Deno.test("writeFiguresHtml: offline page with the given figures", async () => {
   const dir = await Deno.makeTempDir({ prefix: "viz_fig_" });
   try {
-    writeFiguresHtml(`${dir}/f.html`, "Feature <space>", [{ heading: "IoU", figure: classIoUBars(fakeEvals([1])[0]) }]);
+    writeFiguresHtml(`${dir}/f.html`, "Feature <space>", [{
+      heading: "IoU",
+      figure: classIoUBars(fakeEvals([1])[0]),
+    }]);
     const html = Deno.readTextFileSync(`${dir}/f.html`);
     selfContained(html);
     assert(html.includes("<title>Feature &lt;space&gt;</title>"));
@@ -99,7 +112,10 @@ Deno.test("parseMetricsJsonl: train/eval records, truncated last line skipped, e
   assertEquals([r.train.length, r.evals.length], [1, 1]);
   assertEquals(r.evals[0].classIoU, e.classIoU);
   assertThrows(() => parseMetricsJsonl(`{"type":"tra\n${JSON.stringify(t)}\n`, "m.jsonl"), "m.jsonl:1");
-  assertThrows(() => parseMetricsJsonl(`${JSON.stringify({ ...t, lr: "x" })}\n`, "m.jsonl"), "m.jsonl:1: train record needs a number 'lr'");
+  assertThrows(
+    () => parseMetricsJsonl(`${JSON.stringify({ ...t, lr: "x" })}\n`, "m.jsonl"),
+    "m.jsonl:1: train record needs a number 'lr'",
+  );
   assertThrows(() => parseMetricsJsonl(`${JSON.stringify({ ...e, mode: 1 })}\n`, "m.jsonl"), "'mode'");
   assertThrows(() => parseMetricsJsonl(`{"type":"other"}\n`, "m.jsonl"), "unknown record type");
   const dir = await Deno.makeTempDir({ prefix: "viz_jsonl_" });
