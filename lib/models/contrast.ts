@@ -10,17 +10,28 @@
  */
 import { tf } from "../backend/tf.ts";
 import { Rng } from "../util/rng.ts";
-import { type BackboneName, HRNET_CONFIGS, HRNet } from "./hrnet.ts";
+import { type BackboneName, HRNet, HRNET_CONFIGS } from "./hrnet.ts";
 import { BnUpdates, Conv2d, ConvBN, type ForwardContext, type PaddingMode } from "./layers.ts";
 import { dropout2d, l2Normalize, resizeBilinear } from "./ops.ts";
 import { numel, ParamStore } from "./params.ts";
 
 export type ModelType = "HRNetW48Contrast" | "HRNetCE";
 
+/** Accepted spellings of the model types (PaddleSeg / REPRO / config names). */
+const TYPE_ALIASES: Record<string, ModelType> = {
+  HRNetW48Contrast: "HRNetW48Contrast",
+  HRNetW48ContrastHead: "HRNetW48Contrast",
+  HRNetCE: "HRNetCE",
+  HRNetW48: "HRNetCE",
+};
+
 /** Plain options (the trainer maps the config's `model.*` keys onto these). */
 export interface ModelOptions {
-  /** "HRNetW48Contrast" (seg + projection head, default) or "HRNetCE" (seg head only). */
-  type?: ModelType;
+  /**
+   * "HRNetW48Contrast" (seg + projection head, default; alias "HRNetW48ContrastHead") or "HRNetCE" (seg head
+   * only; alias "HRNetW48", the config's name for the CE-only twin).
+   */
+  type?: ModelType | "HRNetW48" | "HRNetW48ContrastHead";
   /** PaddleSeg backbone factory name, e.g. "HRNet_W48". */
   backbone: BackboneName;
   numClasses: number;
@@ -28,8 +39,8 @@ export interface ModelOptions {
   dropProb?: number;
   /** Projection dimension D (default 720; ignored by HRNetCE). */
   projDim?: number;
-  /** "same" (Paddle, default) or "symmetric" (TORCH). */
-  paddingMode?: PaddingMode;
+  /** "same" (Paddle, default; config spelling "paddle") or "symmetric" (TORCH; config spelling "torch"). */
+  paddingMode?: PaddingMode | "paddle" | "torch";
   /** false (Paddle, default): half-pixel bilinear everywhere; true: TORCH align_corners=True. */
   alignCorners?: boolean;
   /** BN momentum in Paddle's convention (default 0.9) and epsilon (default 1e-5). */
@@ -37,37 +48,58 @@ export interface ModelOptions {
   bnEpsilon?: number;
 }
 
-export type ResolvedModelOptions = Required<ModelOptions>;
+export interface ResolvedModelOptions {
+  type: ModelType;
+  backbone: BackboneName;
+  numClasses: number;
+  dropProb: number;
+  projDim: number;
+  paddingMode: PaddingMode;
+  alignCorners: boolean;
+  bnMomentum: number;
+  bnEpsilon: number;
+}
 
 export function resolveModelOptions(o: ModelOptions): ResolvedModelOptions {
   if (!(o.backbone in HRNET_CONFIGS)) {
     throw new Error(
-      `model.backbone.type: unknown backbone '${o.backbone}' (known: ${Object.keys(HRNET_CONFIGS).join(", ")})`,
+      `model.backbone.type: unknown backbone '${o.backbone}' (known: ${
+        Object.keys(HRNET_CONFIGS).join(", ")
+      })`,
     );
   }
   if (!Number.isInteger(o.numClasses) || o.numClasses < 1) {
     throw new Error(`model.num_classes must be a positive integer, got ${o.numClasses}`);
   }
+  const type = TYPE_ALIASES[o.type ?? "HRNetW48Contrast"];
+  if (!type) {
+    throw new Error(
+      `model.type: unknown model type '${o.type}' (known: ${Object.keys(TYPE_ALIASES).join(", ")})`,
+    );
+  }
+  const pm = o.paddingMode ?? "same";
+  const paddingMode = pm === "paddle" ? "same" : pm === "torch" ? "symmetric" : pm;
   const r: ResolvedModelOptions = {
-    type: o.type ?? "HRNetW48Contrast",
+    type,
     backbone: o.backbone,
     numClasses: o.numClasses,
     dropProb: o.dropProb ?? 0.1,
     projDim: o.projDim ?? 720,
-    paddingMode: o.paddingMode ?? "same",
+    paddingMode,
     alignCorners: o.alignCorners ?? false,
     bnMomentum: o.bnMomentum ?? 0.9,
     bnEpsilon: o.bnEpsilon ?? 1e-5,
   };
-  if (r.type !== "HRNetW48Contrast" && r.type !== "HRNetCE") {
-    throw new Error(`model.type: unknown model type '${r.type}' (known: HRNetW48Contrast, HRNetCE)`);
+  if (!(r.dropProb >= 0 && r.dropProb < 1)) {
+    throw new Error(`model.drop_prob must be in [0, 1), got ${r.dropProb}`);
   }
-  if (!(r.dropProb >= 0 && r.dropProb < 1)) throw new Error(`model.drop_prob must be in [0, 1), got ${r.dropProb}`);
   if (!Number.isInteger(r.projDim) || r.projDim < 1) {
     throw new Error(`model.proj_dim must be a positive integer, got ${r.projDim}`);
   }
   if (r.paddingMode !== "same" && r.paddingMode !== "symmetric") {
-    throw new Error(`model.backbone.padding_mode must be 'same' or 'symmetric', got '${r.paddingMode}'`);
+    throw new Error(
+      `model.backbone.padding_mode must be 'paddle' ('same') or 'torch' ('symmetric'), got '${o.paddingMode}'`,
+    );
   }
   return r;
 }
@@ -308,6 +340,29 @@ export function countParams(store: ParamStore): ParamCounts {
   const totalTrainable = trainable.backbone + trainable.cls_head + trainable.proj_head;
   const paddleFlopsTotal = trainable.backbone + trainable.cls_head + bnStats.backbone + bnStats.cls_head;
   return { trainable, bnStats, tensors, totalTrainable, paddleFlopsTotal };
+}
+
+/** The config's `model` section, structurally (lib/models does not import lib/config). */
+export interface ModelConfigLike {
+  type: string;
+  backbone: { type: string; padding_mode?: string; align_corners?: boolean };
+  num_classes?: number;
+  drop_prob?: number;
+  proj_dim?: number;
+}
+
+/** Map the config's `model.*` keys onto `ModelOptions` (`num_classes` must be resolved by then). */
+export function modelOptionsFromConfig(m: ModelConfigLike): ModelOptions {
+  if (m.num_classes === undefined) throw new Error("model.num_classes is not set");
+  return {
+    type: m.type as ModelOptions["type"],
+    backbone: m.backbone.type as BackboneName,
+    numClasses: m.num_classes,
+    dropProb: m.drop_prob,
+    projDim: m.proj_dim,
+    paddingMode: m.backbone.padding_mode as ModelOptions["paddingMode"],
+    alignCorners: m.backbone.align_corners,
+  };
 }
 
 /** Build a model from plain options; `rng` initialises the weights as PaddleSeg does. */

@@ -129,9 +129,29 @@ class BottleneckBlock {
   constructor(c: Common, name: string, torch: string, cin: number, filters: number, downsample: boolean) {
     this.conv1 = convBN(c, `${name}.conv1`, `${torch}.conv1`, `${torch}.bn1`, cin, filters, 1, 1, true);
     this.conv2 = convBN(c, `${name}.conv2`, `${torch}.conv2`, `${torch}.bn2`, filters, filters, 3, 1, true);
-    this.conv3 = convBN(c, `${name}.conv3`, `${torch}.conv3`, `${torch}.bn3`, filters, filters * 4, 1, 1, false);
+    this.conv3 = convBN(
+      c,
+      `${name}.conv3`,
+      `${torch}.conv3`,
+      `${torch}.bn3`,
+      filters,
+      filters * 4,
+      1,
+      1,
+      false,
+    );
     this.convDown = downsample
-      ? convBN(c, `${name}.conv_down`, `${torch}.downsample.0`, `${torch}.downsample.1`, cin, filters * 4, 1, 1, false)
+      ? convBN(
+        c,
+        `${name}.conv_down`,
+        `${torch}.downsample.0`,
+        `${torch}.downsample.1`,
+        cin,
+        filters * 4,
+        1,
+        1,
+        false,
+      )
       : null;
   }
 
@@ -151,7 +171,17 @@ class BasicBlock {
 
   constructor(c: Common, name: string, torch: string, channels: number) {
     this.conv1 = convBN(c, `${name}.conv1`, `${torch}.conv1`, `${torch}.bn1`, channels, channels, 3, 1, true);
-    this.conv2 = convBN(c, `${name}.conv2`, `${torch}.conv2`, `${torch}.bn2`, channels, channels, 3, 1, false);
+    this.conv2 = convBN(
+      c,
+      `${name}.conv2`,
+      `${torch}.conv2`,
+      `${torch}.bn2`,
+      channels,
+      channels,
+      3,
+      1,
+      false,
+    );
   }
 
   forward(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
@@ -196,7 +226,14 @@ class HighResolutionModule {
   readonly fuse: ConvBN[][][] = [];
   readonly alignCorners: boolean;
 
-  constructor(c: Common, prefix: string, name: string, torch: string, cfg: StageConfig, alignCorners: boolean) {
+  constructor(
+    c: Common,
+    prefix: string,
+    name: string,
+    torch: string,
+    cfg: StageConfig,
+    alignCorners: boolean,
+  ) {
     this.alignCorners = alignCorners;
     const ch = cfg.numChannels;
     const nb = ch.length;
@@ -227,7 +264,9 @@ class HighResolutionModule {
           for (let k = 0; k < i - j; k++) {
             const last = k === i - j - 1;
             const out = last ? ch[i] : ch[j];
-            chain.push(convBN(c, `${base}_${k + 1}`, `${tbase}.${k}.0`, `${tbase}.${k}.1`, pre, out, 3, 2, !last));
+            chain.push(
+              convBN(c, `${base}_${k + 1}`, `${tbase}.${k}.0`, `${tbase}.${k}.1`, pre, out, 3, 2, !last),
+            );
             pre = out;
           }
           row.push(chain);
@@ -266,7 +305,14 @@ class HighResolutionModule {
 class Stage {
   readonly modules: HighResolutionModule[] = [];
 
-  constructor(c: Common, prefix: string, stageName: string, s: number, cfg: StageConfig, alignCorners: boolean) {
+  constructor(
+    c: Common,
+    prefix: string,
+    stageName: string,
+    s: number,
+    cfg: StageConfig,
+    alignCorners: boolean,
+  ) {
     for (let m = 0; m < cfg.numModules; m++) {
       const name = `${stageName}_${m + 1}`;
       this.modules.push(

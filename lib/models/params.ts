@@ -129,15 +129,18 @@ export class ParamStore {
   }
 }
 
-/** Fill with N(0, std^2) samples (Box-Muller, both outputs used). */
+/** Fill with N(0, std^2) samples (Marsaglia's polar method, both outputs used). */
 export function fillNormal(out: Float32Array, std: number, rng: Rng): void {
   let i = 0;
   while (i < out.length) {
-    let u = 0;
-    while (u === 0) u = rng.next();
-    const v = rng.next();
-    const r = Math.sqrt(-2 * Math.log(u)) * std;
-    out[i++] = r * Math.cos(2 * Math.PI * v);
-    if (i < out.length) out[i++] = r * Math.sin(2 * Math.PI * v);
+    let u: number, v: number, s: number;
+    do {
+      u = 2 * rng.next() - 1;
+      v = 2 * rng.next() - 1;
+      s = u * u + v * v;
+    } while (s >= 1 || s === 0);
+    const f = std * Math.sqrt(-2 * Math.log(s) / s);
+    out[i++] = u * f;
+    if (i < out.length) out[i++] = v * f;
   }
 }

@@ -54,9 +54,9 @@ export function summarize(model: SegModel, o: SummaryOptions = {}): string {
     }
     const w = Math.max(...[...rows.keys()].map((k) => k.length), 6);
     lines.push(
-      `${pad("module", w)}  ${pad("convs", 6, true)}  ${pad("BNs", 5, true)}  ${pad("trainable", 12, true)}  ${
-        pad("BN stats", 10, true)
-      }`,
+      `${pad("module", w)}  ${pad("convs", 6, true)}  ${pad("BNs", 5, true)}  ${
+        pad("trainable", 12, true)
+      }  ${pad("BN stats", 10, true)}`,
     );
     for (const [k, r] of rows) {
       lines.push(

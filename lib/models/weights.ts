@@ -5,8 +5,8 @@
  *   matched under PaddleSeg naming (identity) or PyTorch naming (official HRNet / ContrastiveSeg, generated
  *   per layer, see `ParamSpec.torchName`); a container prefix (`state_dict.`, `module.`, `backbone.`, ...)
  *   is found automatically. Missing, unexpected and shape-mismatched tensors are reported by name, the
- *   line "matched N/M tensors (P params)" is always printed, and the load FAILS when the matched share is
- *   below `minMatchedShare` (default 1: every expected tensor).
+ *   line "matched N/M tensors (P params)" is always printed, and the load FAILS when the matched share of
+ *   the expected parameters is below `minMatchedShare` (default 1: everything).
  * - `scope: "backbone"` loads ImageNet-pretrained backbones (PaddleSeg `hrnet_w48_ssld`, the official
  *   `hrnetv2_w48_imagenet_pretrained.pth`): only backbone tensors are expected, heads keep their init.
  * - `saveWeights` / `loadWeights`: our own format, safetensors with HWIO conv weights, model options and
@@ -19,14 +19,33 @@ import { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
 import { type RawTensor, toFloat32 } from "./io/tensor.ts";
 import { numel, type Param } from "./params.ts";
 
-export type Naming = "paddle" | "torch";
+/**
+ * paddle: PaddleSeg state_dict keys (our names). repro: the seed's own fork (justld/contrast_seg_paddle,
+ * `HRNetW48ContrastHead`, plain nn.Sequential heads: `cls_head.0/1/4`, `proj_head.proj.0/1/3`; backbone as
+ * PaddleSeg). torch: official HRNet / ContrastiveSeg keys.
+ */
+export type Naming = "paddle" | "repro" | "torch";
+
+/** PaddleSeg head key -> REPRO head key (backbone keys are the same). */
+function reproKey(name: string): string {
+  const rules: [RegExp, string][] = [
+    [/^cls_head\.0\._conv\./, "cls_head.0."],
+    [/^cls_head\.0\._batch_norm\./, "cls_head.1."],
+    [/^cls_head\.2\./, "cls_head.4."],
+    [/^proj_head\.proj\.0\._conv\./, "proj_head.proj.0."],
+    [/^proj_head\.proj\.0\._batch_norm\./, "proj_head.proj.1."],
+    [/^proj_head\.proj\.1\./, "proj_head.proj.3."],
+  ];
+  for (const [re, to] of rules) if (re.test(name)) return name.replace(re, to);
+  return name;
+}
 
 export interface LoadOptions {
   /** "full" (default): every model tensor is expected; "backbone": only backbone tensors. */
   scope?: "full" | "backbone";
   /** Which names the file uses; "auto" (default) picks the naming that matches more tensors. */
   naming?: Naming | "auto";
-  /** Fail when matched / expected tensors is below this (default 1). */
+  /** Fail when the matched share of the expected PARAMETERS (elements) is below this (default 1). */
   minMatchedShare?: number;
   /** Where report lines go (default console.log). */
   log?: (line: string) => void;
@@ -60,7 +79,10 @@ const IGNORED_FILE_KEYS = /(^|\.)num_batches_tracked$|^StructuredToParameterName
 /** The key a parameter has in a file under a naming and scope (before any container prefix). */
 function fileKey(p: Param, naming: Naming, scope: "full" | "backbone"): string {
   const isBackbone = paramGroup(p.spec.name) === "backbone";
-  if (naming === "paddle") return scope === "backbone" ? p.spec.name.replace(/^backbone\./, "") : p.spec.name;
+  if (naming === "paddle" || naming === "repro") {
+    const name = naming === "repro" ? reproKey(p.spec.name) : p.spec.name;
+    return scope === "backbone" ? name.replace(/^backbone\./, "") : name;
+  }
   return isBackbone && scope === "full" ? `backbone.${p.spec.torchName}` : p.spec.torchName;
 }
 
@@ -81,7 +103,9 @@ function findPrefix(fileKeys: string[], expected: Set<string>): { prefix: string
   }
   let best = { prefix: "", hits: 0 };
   for (const [prefix, hits] of counts) {
-    if (hits > best.hits || (hits === best.hits && prefix.length < best.prefix.length)) best = { prefix, hits };
+    if (hits > best.hits || (hits === best.hits && prefix.length < best.prefix.length)) {
+      best = { prefix, hits };
+    }
   }
   return best;
 }
@@ -103,7 +127,7 @@ export function applyWeights(model: SegModel, file: WeightFile, o: LoadOptions =
   const params = model.store.params.filter((p) => scope === "full" || paramGroup(p.spec.name) === "backbone");
   const keys = [...file.tensors.keys()].filter((k) => !IGNORED_FILE_KEYS.test(k));
 
-  const namings: Naming[] = o.naming && o.naming !== "auto" ? [o.naming] : ["paddle", "torch"];
+  const namings: Naming[] = o.naming && o.naming !== "auto" ? [o.naming] : ["paddle", "repro", "torch"];
   let naming = namings[0], prefix = "", bestHits = -1;
   for (const n of namings) {
     const r = findPrefix(keys, new Set(params.map((p) => fileKey(p, n, scope))));
@@ -179,24 +203,30 @@ export function formatLoadReport(r: LoadReport): string[] {
         ).join(", "),
     );
   }
-  if (r.unexpected.length) lines.push(`  unexpected in file (${r.unexpected.length}): ${listNames(r.unexpected)}`);
+  if (r.unexpected.length) {
+    lines.push(`  unexpected in file (${r.unexpected.length}): ${listNames(r.unexpected)}`);
+  }
   return lines;
 }
 
-/** Throw when the matched share is below `minShare`. */
+/** Throw when the matched share of the expected parameters is below `minShare`. */
 export function enforceShare(r: LoadReport, minShare: number): void {
-  const share = r.expected ? r.matched.length / r.expected : 0;
+  const share = r.expectedParams ? r.matchedParams / r.expectedParams : 0;
   if (share < minShare) {
     throw new Error(
-      `weight import from ${r.source} matched only ${r.matched.length}/${r.expected} tensors ` +
-        `(${(100 * share).toFixed(1)}% < required ${(100 * minShare).toFixed(1)}%):\n` +
+      `weight import from ${r.source} matched only ${r.matched.length}/${r.expected} tensors, ` +
+        `${(100 * share).toFixed(2)}% of the parameters (< required ${(100 * minShare).toFixed(2)}%):\n` +
         formatLoadReport(r).join("\n"),
     );
   }
 }
 
 /** Load PaddleSeg / PyTorch / safetensors weights from a local file into `model` (see module doc). */
-export async function loadPretrained(model: SegModel, path: string, o: LoadOptions = {}): Promise<LoadReport> {
+export async function loadPretrained(
+  model: SegModel,
+  path: string,
+  o: LoadOptions = {},
+): Promise<LoadReport> {
   const file = await readWeightFile(path);
   return loadFromWeightFile(model, file, o);
 }

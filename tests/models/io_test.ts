@@ -3,7 +3,7 @@
  * (protocols 2/4/5, Fortran order, big-endian, float16), PyTorch zip and legacy .pth layouts, safetensors.
  * Fixtures in tests/fixtures/paddle_model/io were written by make_io_fixtures.py with Python's pickle.
  */
-import { UnsafePickleError, unpickle } from "../../lib/models/io/pickle.ts";
+import { unpickle, UnsafePickleError } from "../../lib/models/io/pickle.ts";
 import { NUMPY_GLOBALS } from "../../lib/models/io/numpy.ts";
 import { parseWeightFile } from "../../lib/models/io/read.ts";
 import { encodeSafetensors, readSafetensors, writeSafetensors } from "../../lib/models/io/safetensors.ts";
@@ -13,12 +13,21 @@ import { assert, assertClose, assertEquals } from "../_helpers/assert.ts";
 const IO = new URL("../fixtures/paddle_model/io/", import.meta.url);
 const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
-async function rejects(p: Promise<unknown> | (() => unknown), pattern: RegExp, cls?: new (...a: never[]) => Error) {
+async function rejects(
+  p: Promise<unknown> | (() => unknown),
+  pattern: RegExp,
+  cls?: new (...a: never[]) => Error,
+) {
   try {
     await (typeof p === "function" ? p() : p);
   } catch (e) {
-    if (cls) assert(e instanceof cls, `expected ${cls.name}, got ${(e as Error).name}: ${(e as Error).message}`);
-    assert(pattern.test((e as Error).message), `error message ${JSON.stringify((e as Error).message)} !~ ${pattern}`);
+    if (cls) {
+      assert(e instanceof cls, `expected ${cls.name}, got ${(e as Error).name}: ${(e as Error).message}`);
+    }
+    assert(
+      pattern.test((e as Error).message),
+      `error message ${JSON.stringify((e as Error).message)} !~ ${pattern}`,
+    );
     return;
   }
   throw new Error(`expected a rejection matching ${pattern}`);
@@ -27,7 +36,11 @@ async function rejects(p: Promise<unknown> | (() => unknown), pattern: RegExp, c
 // ---- hostile pickles: each would run a command under Python's pickle.load
 const HOSTILE: [string, string, RegExp][] = [
   ["protocol 0 os.system", "cos\nsystem\n(S'touch /tmp/pwned'\ntR.", /os\.system/],
-  ["protocol 2 posix.system", "\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.", /posix\.system/],
+  [
+    "protocol 2 posix.system",
+    "\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
+    /posix\.system/,
+  ],
   [
     "protocol 4 STACK_GLOBAL builtins.eval",
     "\x80\x04\x8c\x08builtins\x94\x8c\x04eval\x94\x93\x94\x8c\x0bprint('hi')\x94\x85\x94R\x94.",
@@ -97,10 +110,11 @@ for (const file of ["np_p2.pdparams", "np_p4.pdparams", "np_p5.pkl"]) {
 
 for (const file of ["torch_zip.pth", "torch_legacy.pth"]) {
   Deno.test(`PyTorch checkpoint layout (${file}): storages, offsets, strides, nested dicts`, async () => {
-    const exp = (JSON.parse(await Deno.readTextFile(new URL("expected.json", IO))) as Expected).torch as Record<
-      string,
-      number[]
-    >;
+    const exp = (JSON.parse(await Deno.readTextFile(new URL("expected.json", IO))) as Expected)
+      .torch as Record<
+        string,
+        number[]
+      >;
     const wf = await parseWeightFile(await Deno.readFile(new URL(file, IO)), file);
     assertEquals(wf.format, "torch");
     assertEquals(
@@ -118,14 +132,22 @@ for (const file of ["torch_zip.pth", "torch_legacy.pth"]) {
     const tr = wf.tensors.get("state_dict.module.transposed")!;
     assertEquals(tr.shape, [4, 3]);
     assertEquals(values(tr), exp.transposed, "strided (transposed) view gathered in C order");
-    assertEquals(values(wf.tensors.get("state_dict.module.offset_view")!), exp.offset_view, "offset + stride 2");
+    assertEquals(
+      values(wf.tensors.get("state_dict.module.offset_view")!),
+      exp.offset_view,
+      "offset + stride 2",
+    );
     const nbt = wf.tensors.get("state_dict.module.bn.num_batches_tracked")!;
     assertEquals([nbt.dtype, nbt.shape, values(nbt)], ["int64", [], [8]]);
   });
 }
 
 Deno.test("safetensors: encode/read round trip, metadata, alignment, atomic write", async () => {
-  const a: RawTensor = { dtype: "float32", shape: [2, 2], data: new Uint8Array(new Float32Array([1, -2, 3.5, 4]).buffer) };
+  const a: RawTensor = {
+    dtype: "float32",
+    shape: [2, 2],
+    data: new Uint8Array(new Float32Array([1, -2, 3.5, 4]).buffer),
+  };
   const b: RawTensor = { dtype: "int64", shape: [1], data: new Uint8Array(new BigInt64Array([5n]).buffer) };
   const bytes = encodeSafetensors([["w.a", a], ["b", b]], { format: "x", note: "ü" });
   const headerLen = Number(new DataView(bytes.buffer).getBigUint64(0, true));
@@ -144,5 +166,8 @@ Deno.test("safetensors: encode/read round trip, metadata, alignment, atomic writ
 
   const bad = bytes.slice();
   bad[9] = 0x21; // corrupt the JSON
-  await rejects(() => readSafetensors(bad, "bad.safetensors"), /bad\.safetensors: safetensors header is not valid JSON/);
+  await rejects(
+    () => readSafetensors(bad, "bad.safetensors"),
+    /bad\.safetensors: safetensors header is not valid JSON/,
+  );
 });

@@ -52,15 +52,20 @@ Deno.test("shapes: training and eval outputs, odd sizes follow Paddle 'same' (ce
 });
 
 Deno.test("HRNet-W48 contrast model: PaddleSeg counts (65,325,120 / 4,681,440 / 1,039,680 / 70,092,096)", () => {
-  const shapeOnly = new SegModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, { materialise: false });
+  const shapeOnly = new SegModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, {
+    materialise: false,
+  });
   const c = shapeOnly.counts();
   assertEquals(c.trainable, { backbone: 65_325_120, cls_head: 4_681_440, proj_head: 1_039_680 });
   assertEquals(c.totalTrainable, 71_046_240);
   assertEquals(c.paddleFlopsTotal, 70_092_096);
-  const convs = shapeOnly.store.params.filter((p) => p.spec.name.startsWith("backbone.") && p.spec.role === "conv_weight");
+  const convs = shapeOnly.store.params.filter((p) =>
+    p.spec.name.startsWith("backbone.") && p.spec.role === "conv_weight"
+  );
   assertEquals(convs.length, 305, "305 backbone convs");
   assertEquals(c.tensors.backbone, 1525, "REPRO log: 1525/1525 variables loaded into HRNet");
-  const d256 = new SegModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 256 }, { materialise: false }).counts();
+  const d256 = new SegModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 256 }, { materialise: false })
+    .counts();
   assertEquals(d256.trainable.proj_head, 705_136);
   assertEquals(d256.totalTrainable, 70_711_696);
 });
@@ -80,9 +85,10 @@ Deno.test("HRNet-W48 with real variables: the counts come from the tensors the m
   assertEquals(sum, 71_046_240);
   // PaddleSeg init: backbone convs N(0, 0.001); head convs N(0, sqrt(2 / (k*k*Cin))); BN gamma 1, beta 0
   const w = model.namedWeights();
-  const std = (name: string) =>
-    tf.tidy(() => tf.sqrt(tf.mean(tf.square(w.get(name)!))).dataSync()[0]);
-  assertClose([std("backbone.st4.stage_st4_3.branches_func.bb_st4_3_branch_layer_4_4.conv2._conv.weight")], [0.001], 0.01);
+  const std = (name: string) => tf.tidy(() => tf.sqrt(tf.mean(tf.square(w.get(name)!))).dataSync()[0]);
+  assertClose([std("backbone.st4.stage_st4_3.branches_func.bb_st4_3_branch_layer_4_4.conv2._conv.weight")], [
+    0.001,
+  ], 0.01);
   assertClose([std("cls_head.0._conv.weight")], [Math.sqrt(2 / (9 * 720))], 0.01);
   assertClose([std("proj_head.proj.1.weight")], [Math.sqrt(2 / 720)], 0.02);
   assertEquals(Array.from(w.get("cls_head.0._conv.bias")!.dataSync().slice(0, 3)), [0, 0, 0]);
@@ -109,12 +115,16 @@ Deno.test("every PaddleSeg width builds; feature channels and name samples (Padd
       "stage3.3.branches.2.3.conv2.weight",
       [3, 3, 192, 192],
     ],
-    ["backbone.st2.stage_st2_1.fuse_func.residual_st2_1_layer_1_2._conv.weight", "stage2.0.fuse_layers.0.1.0.weight", [
-      1,
-      1,
-      96,
-      48,
-    ]],
+    [
+      "backbone.st2.stage_st2_1.fuse_func.residual_st2_1_layer_1_2._conv.weight",
+      "stage2.0.fuse_layers.0.1.0.weight",
+      [
+        1,
+        1,
+        96,
+        48,
+      ],
+    ],
     [
       "backbone.st4.stage_st4_3.fuse_func.residual_st4_3_layer_4_1_2._conv.weight",
       "stage4.2.fuse_layers.3.0.1.0.weight",
@@ -136,7 +146,11 @@ Deno.test("every PaddleSeg width builds; feature channels and name samples (Padd
     assert(s, `missing parameter ${paddle}`);
     assertEquals([s.torchName, s.shape], [torch, shape], paddle);
   }
-  assertEquals(byName.has("backbone.tr2.transition_tr2_layer_1._conv.weight"), false, "identity transitions have no conv");
+  assertEquals(
+    byName.has("backbone.tr2.transition_tr2_layer_1._conv.weight"),
+    false,
+    "identity transitions have no conv",
+  );
 });
 
 Deno.test("options: unknown backbone, bad num_classes and missing dropout Rng give clear errors", () => {
@@ -159,7 +173,11 @@ Deno.test("options: unknown backbone, bad num_classes and missing dropout Rng gi
   assertEquals(m.store.params.some((p) => p.spec.name.startsWith("proj_head.")), false);
   const x = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
   assert(/needs an Rng for dropout/.test(msg(() => m.forward(x, { training: true }))));
-  assert(/must be \[N,H,W,3\]/.test(msg(() => m.forward(tf.zeros([1, 32, 32, 4]) as tf.Tensor4D, { training: false }))));
+  assert(
+    /must be \[N,H,W,3\]/.test(
+      msg(() => m.forward(tf.zeros([1, 32, 32, 4]) as tf.Tensor4D, { training: false })),
+    ),
+  );
   const out = m.forward(x, { training: false });
   assertEquals(out.embed, undefined, "the CE-only model has no embeddings");
   tf.dispose([x, out.logitsUp, out.logits4]);
@@ -177,7 +195,10 @@ Deno.test("same seed, same model and same dropout; TORCH mode (symmetric padding
     m.dispose();
     return v;
   };
-  const a = run({}, 1), b = run({}, 1), c = run({}, 2), t = run({ paddingMode: "symmetric", alignCorners: true }, 1);
+  const a = run({}, 1),
+    b = run({}, 1),
+    c = run({}, 2),
+    t = run({ paddingMode: "symmetric", alignCorners: true }, 1);
   assertEquals(maxAbs(a, b), 0, "bitwise reproducible from the seeds");
   assert(maxAbs(a, c) > 0, "another dropout seed gives another mask");
   assert(maxAbs(a, t) > 1e-4, "TORCH mode is a different network");
@@ -189,7 +210,11 @@ Deno.test("a 3-class model trains one step with a plain loss, updates BN statist
   const model = buildModel(TINY, rng.fork("init"));
   assertEquals(model.clsOut.weight.value.shape, [1, 1, 60, 3], "num_classes from the options");
   const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 7) as tf.Tensor4D;
-  const labels = tf.tensor3d(Int32Array.from({ length: 2 * 32 * 32 }, (_v, i) => (i >> 4) % 3), [2, 32, 32], "int32");
+  const labels = tf.tensor3d(
+    Int32Array.from({ length: 2 * 32 * 32 }, (_v, i) => (i >> 4) % 3),
+    [2, 32, 32],
+    "int32",
+  );
   const onehot = tf.oneHot(labels, 3);
   const start = tf.memory().numTensors;
   const lossOf = (training: boolean, seed: number) => {
@@ -205,15 +230,24 @@ Deno.test("a 3-class model trains one step with a plain loss, updates BN statist
   const before = tf.tidy(() => lossOf(true, 11).dataSync()[0]);
   model.discardBnUpdates();
   const { value, grads } = model.variableGrads(() => lossOf(true, 11));
-  assertEquals(Object.keys(grads).length, model.trainableVariables().length, "a gradient for every parameter");
-  assert(Object.keys(grads).every((k) => model.trainableWeights().has(k)), "gradients keyed by parameter name");
+  assertEquals(
+    Object.keys(grads).length,
+    model.trainableVariables().length,
+    "a gradient for every parameter",
+  );
+  assert(
+    Object.keys(grads).every((k) => model.trainableWeights().has(k)),
+    "gradients keyed by parameter name",
+  );
   assert(grads["proj_head.proj.1.weight"] !== undefined, "the projection head gets gradients");
   const nBn = model.store.params.filter((p) => p.spec.role === "bn_mean").length;
   assertEquals(model.commitBnUpdates(), nBn, "one running-stat update per BN layer");
   assert(rm.dataSync().some((v, i) => v !== rm0[i]), "running mean moved");
   // finite-difference check of a few gradients through the whole network (same dropout mask)
   const params = model.trainableWeights();
-  for (const [name, h] of [["cls_head.2.weight", 1e-3], ["backbone.conv_layer1_1._conv.weight", 2e-5]] as const) {
+  for (
+    const [name, h] of [["cls_head.2.weight", 1e-3], ["backbone.conv_layer1_1._conv.weight", 2e-5]] as const
+  ) {
     const v = params.get(name)!, g = grads[name].dataSync(), vals = v.dataSync().slice();
     let i = 0;
     for (let k = 1; k < g.length; k++) if (Math.abs(g[k]) > Math.abs(g[i])) i = k;

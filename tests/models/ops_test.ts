@@ -23,7 +23,12 @@ function values(n: number, seed: number): Float32Array {
 // ------------------------------------------------------------------------------------------------
 // Bilinear: reference = PyTorch's upsample_bilinear2d index/weight formula, written out per pixel.
 
-function srcIndex(dst: number, inSize: number, outSize: number, alignCorners: boolean): [number, number, number] {
+function srcIndex(
+  dst: number,
+  inSize: number,
+  outSize: number,
+  alignCorners: boolean,
+): [number, number, number] {
   let src: number;
   if (alignCorners) src = outSize > 1 ? dst * (inSize - 1) / (outSize - 1) : 0;
   else src = Math.max((dst + 0.5) * inSize / outSize - 0.5, 0);
@@ -63,7 +68,11 @@ function refResizeGrad(g: Float32Array, shape: number[], oh: number, ow: number,
         const [x0, x1, lx] = srcIndex(j, w, ow, ac);
         for (let k = 0; k < c; k++) {
           const gv = g[((b * oh + i) * ow + j) * c + k];
-          const add = (y: number, xx: number, wgt: number) => (dx[((b * h + y) * w + xx) * c + k] += gv * wgt);
+          const add = (
+            y: number,
+            xx: number,
+            wgt: number,
+          ) => (dx[((b * h + y) * w + xx) * c + k] += gv * wgt);
           add(y0, x0, (1 - ly) * (1 - lx));
           add(y0, x1, (1 - ly) * lx);
           add(y1, x0, ly * (1 - lx));
@@ -89,16 +98,32 @@ Deno.test("bilinear x2 upsampling with half-pixel centres: hand-computed values"
 
 for (const ac of [false, true]) {
   Deno.test(`bilinear resize (align_corners=${ac}): values and gradient vs reference, non-square up/down`, () => {
-    for (const [shape, oh, ow] of [[[2, 3, 5, 2], 7, 4], [[1, 4, 6, 3], 16, 24], [[1, 9, 7, 1], 4, 3]] as const) {
-      const n = shape.reduce((a, b) => a * b, 1);
+    for (
+      const [shape, oh, ow] of [[[2, 3, 5, 2], 7, 4], [[1, 4, 6, 3], 16, 24], [[1, 9, 7, 1], 4, 3]] as const
+    ) {
+      const n = shape.reduce((a: number, b: number) => a * b, 1);
       const xv = values(n, 1), gv = values(shape[0] * oh * ow * shape[3], 2);
       const x = tf.tensor4d(xv, shape as unknown as [number, number, number, number]);
       const g = tf.tensor4d(gv, [shape[0], oh, ow, shape[3]]);
       const y = resizeBilinear(x, [oh, ow], ac);
-      assertClose(y.dataSync(), refResize(xv, [...shape], oh, ow, ac), 1e-5, 1e-6, `values ${shape}->${oh}x${ow}`);
-      const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(resizeBilinear(t as tf.Tensor4D, [oh, ow], ac), g)))(x);
+      assertClose(
+        y.dataSync(),
+        refResize(xv, [...shape], oh, ow, ac),
+        1e-5,
+        1e-6,
+        `values ${shape}->${oh}x${ow}`,
+      );
+      const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(resizeBilinear(t as tf.Tensor4D, [oh, ow], ac), g)))(
+        x,
+      );
       assertEquals(dx.shape, [...shape]);
-      assertClose(dx.dataSync(), refResizeGrad(gv, [...shape], oh, ow, ac), 1e-5, 1e-5, `grad ${shape}->${oh}x${ow}`);
+      assertClose(
+        dx.dataSync(),
+        refResizeGrad(gv, [...shape], oh, ow, ac),
+        1e-5,
+        1e-5,
+        `grad ${shape}->${oh}x${ow}`,
+      );
       tf.dispose([x, g, y, dx]);
     }
   });
@@ -127,7 +152,9 @@ function refConv(
             for (let kx = 0; kx < 3; kx++) {
               const yy = i * stride + ky - pt, xx = j * stride + kx - pl;
               if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-              for (let c = 0; c < ci; c++) s += x[((b * h + yy) * w + xx) * ci + c] * wt[((ky * 3 + kx) * ci + c) * co + o];
+              for (let c = 0; c < ci; c++) {
+                s += x[((b * h + yy) * w + xx) * ci + c] * wt[((ky * 3 + kx) * ci + c) * co + o];
+              }
             }
           }
           out[((b * oh + i) * ow + j) * co + o] = s;
@@ -145,7 +172,14 @@ Deno.test("G11: 3x3 stride-2 'same' conv on 8x8 = VALID conv on input padded (0,
   for (const mode of ["same", "symmetric"] as const) {
     const store = new ParamStore();
     const conv = new Conv2d(store, {
-      name: "c", torchName: "c", inChannels: 2, outChannels: 3, kernelSize: 3, stride: 2, bias: false, padding: mode,
+      name: "c",
+      torchName: "c",
+      inChannels: 2,
+      outChannels: 3,
+      kernelSize: 3,
+      stride: 2,
+      bias: false,
+      padding: mode,
     });
     store.materialise(new Rng(4));
     const wv = conv.weight.value.dataSync() as Float32Array;
@@ -196,7 +230,14 @@ function makeBn(c: number): { store: ParamStore; bn: BatchNorm2d } {
 }
 
 /** float64 BN over N,H,W with given statistics. */
-function refBn(x: Float32Array, c: number, mean: number[], vr: number[], g: ArrayLike<number>, b: ArrayLike<number>) {
+function refBn(
+  x: Float32Array,
+  c: number,
+  mean: number[],
+  vr: number[],
+  g: ArrayLike<number>,
+  b: ArrayLike<number>,
+) {
   return Float64Array.from(x, (v, i) => {
     const k = i % c;
     return (v - mean[k]) / Math.sqrt(vr[k] + 1e-5) * g[k] + b[k];
@@ -227,8 +268,20 @@ Deno.test("BatchNorm training mode: batch statistics (biased variance), running 
   const before = tf.memory().numTensors;
   assertEquals(updates.commit(), 1);
   assertEquals(tf.memory().numTensors, before - 2, "the queued statistics are freed by commit");
-  assertClose(bn.runningMean.value.dataSync(), rm0.map((r, k) => 0.9 * r + 0.1 * mean[k]), 1e-5, 1e-6, "mean");
-  assertClose(bn.runningVar.value.dataSync(), rv0.map((r, k) => 0.9 * r + 0.1 * biased[k]), 1e-5, 1e-6, "variance");
+  assertClose(
+    bn.runningMean.value.dataSync(),
+    rm0.map((r, k) => 0.9 * r + 0.1 * mean[k]),
+    1e-5,
+    1e-6,
+    "mean",
+  );
+  assertClose(
+    bn.runningVar.value.dataSync(),
+    rv0.map((r, k) => 0.9 * r + 0.1 * biased[k]),
+    1e-5,
+    1e-6,
+    "variance",
+  );
 
   // eval mode: running statistics, nothing queued
   const rm = Array.from(bn.runningMean.value.dataSync()), rv = Array.from(bn.runningVar.value.dataSync());
@@ -325,7 +378,11 @@ Deno.test("L2 normalisation along channels: unit norms, zero vectors stay zero",
     else assertClose([s], [1], 1e-6);
     if (p > 0) {
       const norm = Math.hypot(...v.subarray(p * 6, p * 6 + 6));
-      assertClose(y.subarray(p * 6, p * 6 + 6), Array.from(v.subarray(p * 6, p * 6 + 6), (e) => e / norm), 1e-5);
+      assertClose(
+        y.subarray(p * 6, p * 6 + 6),
+        Array.from(v.subarray(p * 6, p * 6 + 6), (e) => e / norm),
+        1e-5,
+      );
     }
   }
   tf.dispose(x);

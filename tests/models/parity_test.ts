@@ -27,7 +27,9 @@ async function readF32(name: string): Promise<Float32Array> {
 }
 
 function nchwToNhwc(data: Float32Array, shape: number[]): tf.Tensor4D {
-  return tf.tidy(() => tf.transpose(tf.tensor4d(data, shape as [number, number, number, number]), [0, 2, 3, 1]));
+  return tf.tidy(() =>
+    tf.transpose(tf.tensor4d(data, shape as [number, number, number, number]), [0, 2, 3, 1])
+  );
 }
 
 function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
@@ -67,7 +69,9 @@ Deno.test("parity with PaddleSeg HRNetW48Contrast(HRNet_W18_Small_V2): eval logi
     logits4: maxAbsDiff(out.logits4, want.logits4),
     embed: maxAbsDiff(out.embed!, want.embed),
   };
-  console.log(`parity on ${backend.name}: max abs diff ${JSON.stringify(diffs)} (forward ${ms.toFixed(0)} ms)`);
+  console.log(
+    `parity on ${backend.name}: max abs diff ${JSON.stringify(diffs)} (forward ${ms.toFixed(0)} ms)`,
+  );
   assertEquals(out.logitsUp.shape, want.logitsUp.shape);
   assertEquals(out.embed!.shape, want.embed.shape);
   assert(diffs.logitsUp <= 1e-4, `logitsUp differ by ${diffs.logitsUp}`);

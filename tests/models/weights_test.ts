@@ -60,7 +60,10 @@ async function message(p: Promise<unknown>): Promise<string> {
 
 Deno.test("PyTorch naming (ContrastiveSeg checkpoint: state_dict + module. prefix) with OIHW transposes", async () => {
   const src = buildModel(TINY, new Rng(1));
-  const file = foreignWeights(src, (name, torch) => `module.${paramGroup(name) === "backbone" ? "backbone." : ""}${torch}`);
+  const file = foreignWeights(
+    src,
+    (name, torch) => `module.${paramGroup(name) === "backbone" ? "backbone." : ""}${torch}`,
+  );
   // bookkeeping tensors real PyTorch checkpoints carry are ignored
   file.set("module.backbone.bn1.num_batches_tracked", { dtype: "int64", shape: [], data: new Uint8Array(8) });
   const dst = buildModel(TINY, new Rng(2));
@@ -74,6 +77,32 @@ Deno.test("PyTorch naming (ContrastiveSeg checkpoint: state_dict + module. prefi
   const [a, b] = [src.predict(x), dst.predict(x)];
   assertEquals(tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]), 0);
   tf.dispose([x, a, b]);
+  src.dispose();
+  dst.dispose();
+});
+
+Deno.test("REPRO naming (the seed's fork: plain Sequential heads cls_head.0/1/4, proj_head.proj.0/1/3)", async () => {
+  const src = buildModel(TINY, new Rng(1));
+  const repro: [RegExp, string][] = [
+    [/^cls_head\.0\._conv\./, "cls_head.0."],
+    [/^cls_head\.0\._batch_norm\./, "cls_head.1."],
+    [/^cls_head\.2\./, "cls_head.4."],
+    [/^proj_head\.proj\.0\._conv\./, "proj_head.proj.0."],
+    [/^proj_head\.proj\.0\._batch_norm\./, "proj_head.proj.1."],
+    [/^proj_head\.proj\.1\./, "proj_head.proj.3."],
+  ];
+  const toRepro = (n: string) => {
+    const rule = repro.find(([re]) => re.test(n));
+    return rule ? n.replace(rule[0], rule[1]) : n;
+  };
+  const file = foreignWeights(src, toRepro);
+  assert(
+    file.has("cls_head.4.weight") && file.has("proj_head.proj.3.bias") && file.has("cls_head.1._variance"),
+  );
+  const dst = buildModel(TINY, new Rng(2));
+  const r = await loadPretrainedBytes(dst, asFile(file), "repro_82.47.pdparams", { log: () => {} });
+  assertEquals([r.naming, r.missing, r.unexpected], ["repro", [], []]);
+  assert(sameWeights(src, dst, () => true));
   src.dispose();
   dst.dispose();
 });
@@ -92,7 +121,10 @@ Deno.test("backbone-only import: official HRNet ImageNet names (no prefix) and P
     const dst = buildModel(TINY, new Rng(2));
     const init = buildModel(TINY, new Rng(2));
     const lines: string[] = [];
-    const r = await loadPretrainedBytes(dst, asFile(file), label, { scope: "backbone", log: (l) => lines.push(l) });
+    const r = await loadPretrainedBytes(dst, asFile(file), label, {
+      scope: "backbone",
+      log: (l) => lines.push(l),
+    });
     const nb = src.store.params.filter((p) => paramGroup(p.spec.name) === "backbone").length;
     assertEquals([r.matched.length, r.expected, r.missing.length], [nb, nb, 0], label);
     assertEquals(r.unexpected.sort(), ["classifier.weight", "incre_modules.0.0.conv1.weight"], label);
@@ -111,8 +143,15 @@ Deno.test("shape mismatch is reported by tensor name and fails at the default sh
   const dst = buildModel(TINY, new Rng(2)); // 3 classes
   const msg = await message(loadPretrainedBytes(dst, bytes, "city19.pdparams", { log: () => {} }));
   assert(/matched only 279\/280 tensors/.test(msg), msg);
-  assert(/shape mismatch \(1\): cls_head\.2\.weight \(file 'cls_head\.2\.weight' \[4,60,1,1\] vs model \[3,60,1,1\]\)/.test(msg), msg);
-  const r = await loadPretrainedBytes(dst, bytes, "city19.pdparams", { minMatchedShare: 0.99, log: () => {} });
+  assert(
+    /shape mismatch \(1\): cls_head\.2\.weight \(file 'cls_head\.2\.weight' \[4,60,1,1\] vs model \[3,60,1,1\]\)/
+      .test(msg),
+    msg,
+  );
+  const r = await loadPretrainedBytes(dst, bytes, "city19.pdparams", {
+    minMatchedShare: 0.99,
+    log: () => {},
+  });
   assertEquals(r.mismatched.map((m) => m.name), ["cls_head.2.weight"]);
   assert(sameWeights(src, dst, (n) => n !== "cls_head.2.weight"), "everything else loaded");
   src.dispose();
@@ -121,13 +160,26 @@ Deno.test("shape mismatch is reported by tensor name and fails at the default sh
 
 Deno.test("a file that does not fit fails loudly with the matched count; missing tensors are named", async () => {
   const dst = buildModel(TINY, new Rng(2));
-  const unrelated = new Map<string, RawTensor>([["fc.weight", { dtype: "float32", shape: [1], data: new Uint8Array(4) }]]);
+  const unrelated = new Map<string, RawTensor>([["fc.weight", {
+    dtype: "float32",
+    shape: [1],
+    data: new Uint8Array(4),
+  }]]);
   const msg = await message(loadPretrainedBytes(dst, asFile(unrelated), "resnet50.pth", { log: () => {} }));
-  assert(/matched only 0\/280 tensors/.test(msg) && /missing \(280\): backbone\.conv_layer1_1\._conv\.weight/.test(msg), msg);
+  assert(
+    /matched only 0\/280 tensors/.test(msg) &&
+      /missing \(280\): backbone\.conv_layer1_1\._conv\.weight/.test(msg),
+    msg,
+  );
   // a CE-only checkpoint lacks the projection head: the contrast model names what is missing
   const ce = buildModel({ ...TINY, type: "HRNetCE" }, new Rng(3));
-  const msg2 = await message(loadPretrainedBytes(dst, asFile(foreignWeights(ce, (n) => n)), "ce.pdparams", { log: () => {} }));
-  assert(/matched only 272\/280/.test(msg2) && /missing \(8\): proj_head\.proj\.0\._conv\.weight/.test(msg2), msg2);
+  const msg2 = await message(
+    loadPretrainedBytes(dst, asFile(foreignWeights(ce, (n) => n)), "ce.pdparams", { log: () => {} }),
+  );
+  assert(
+    /matched only 272\/280/.test(msg2) && /missing \(8\): proj_head\.proj\.0\._conv\.weight/.test(msg2),
+    msg2,
+  );
   ce.dispose();
   dst.dispose();
 });

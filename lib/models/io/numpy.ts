@@ -4,7 +4,7 @@
  * `numpy._core.*` spellings, protocol-5 `_frombuffer`, numpy scalars, and `_codecs.encode` (how protocol 2
  * stores bytes). Nothing else.
  */
-import { type Buildable, PickleError, PyGlobal, type PickleGlobals } from "./pickle.ts";
+import { type Buildable, PickleError, type PickleGlobals, PyGlobal } from "./pickle.ts";
 import { byteSwap, checkRawTensor, type DType, DTYPE_SIZE, gatherStrided, type RawTensor } from "./tensor.ts";
 
 const NUMPY_CODES: Record<string, DType> = {
@@ -57,9 +57,13 @@ export class NumpyArray implements Buildable {
     // (version, shape, dtype, is_fortran, rawdata) or the older 4-tuple without version.
     const s = state.length === 5 ? state.slice(1) : state;
     const [shape, dtype, fortran, raw] = s;
-    if (!(dtype instanceof NumpyDtype)) throw new PickleError(`${this.source}: ndarray without a numpy dtype`);
+    if (!(dtype instanceof NumpyDtype)) {
+      throw new PickleError(`${this.source}: ndarray without a numpy dtype`);
+    }
     if (!(raw instanceof Uint8Array)) {
-      throw new PickleError(`${this.source}: ndarray data is not raw bytes (object arrays are not supported)`);
+      throw new PickleError(
+        `${this.source}: ndarray data is not raw bytes (object arrays are not supported)`,
+      );
     }
     this.tensor = makeArray(raw, dtype, shapeOf(shape, this.source), fortran === true, this.source);
   }
@@ -72,7 +76,13 @@ function shapeOf(shape: unknown, source: string): number[] {
   return shape as number[];
 }
 
-function makeArray(raw: Uint8Array, dt: NumpyDtype, shape: number[], fortran: boolean, source: string): RawTensor {
+function makeArray(
+  raw: Uint8Array,
+  dt: NumpyDtype,
+  shape: number[],
+  fortran: boolean,
+  source: string,
+): RawTensor {
   const size = DTYPE_SIZE[dt.dtype];
   let data = dt.bigEndian && size > 1 ? byteSwap(raw, size) : raw;
   if (fortran && shape.length > 1) {
@@ -93,7 +103,9 @@ function isNdarrayClass(x: unknown): boolean {
 
 const reconstruct = {
   call: (args: unknown[], source: string) => {
-    if (!isNdarrayClass(args[0])) throw new PickleError(`${source}: _reconstruct of something other than ndarray`);
+    if (!isNdarrayClass(args[0])) {
+      throw new PickleError(`${source}: _reconstruct of something other than ndarray`);
+    }
     return new NumpyArray(source);
   },
 };

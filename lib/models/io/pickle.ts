@@ -147,7 +147,9 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
   const callGlobal = (fn: unknown, args: unknown, op: string): unknown => {
     if (!(fn instanceof PyGlobal)) fail(`${op}: callable is not an allowed global`);
     const g = fn as PyGlobal;
-    if (!g.handler.call) throw new UnsafePickleError(`${src}: global '${g.qualname}' may not be called (${op})`);
+    if (!g.handler.call) {
+      throw new UnsafePickleError(`${src}: global '${g.qualname}' may not be called (${op})`);
+    }
     if (!Array.isArray(args)) fail(`${op}: arguments of '${g.qualname}' are not a tuple`);
     return g.handler.call(args as unknown[], src);
   };
@@ -173,7 +175,8 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
     if ((q !== "'" && q !== '"') || s[s.length - 1] !== q) fail("bad STRING literal");
     return s.slice(1, -1).replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_m, e: string) => {
       if (e[0] === "x") return String.fromCharCode(parseInt(e.slice(1), 16));
-      return ({ n: "\n", r: "\r", t: "\t", "\\": "\\", "'": "'", '"': '"' } as Record<string, string>)[e] ?? e;
+      return ({ n: "\n", r: "\r", t: "\t", "\\": "\\", "'": "'", '"': '"' } as Record<string, string>)[e] ??
+        e;
     });
   };
 
@@ -244,13 +247,17 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
         else if (s === "00") stack.push(false);
         else {
           const v = BigInt(s);
-          stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+          stack.push(
+            v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v,
+          );
         }
         break;
       }
       case 0x4c: { // LONG (text)
         const v = BigInt(line().replace(/L$/, ""));
-        stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+        stack.push(
+          v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v,
+        );
         break;
       }
       case 0x46: // FLOAT (text)
@@ -267,7 +274,9 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
         stack.push(utf8.decode(take(u64())));
         break;
       case 0x56: // UNICODE (text, raw-unicode-escape; \\uXXXX escapes)
-        stack.push(line().replace(/\\u([0-9a-fA-F]{4})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))));
+        stack.push(
+          line().replace(/\\u([0-9a-fA-F]{4})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
+        );
         break;
       case 0x54: { // BINSTRING (Python 2 str): latin-1 text
         const n = i32();
@@ -390,7 +399,9 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
       }
       case 0x93: { // STACK_GLOBAL
         const name = pop(), module = pop();
-        if (typeof module !== "string" || typeof name !== "string") fail("STACK_GLOBAL needs two strings", opAt);
+        if (typeof module !== "string" || typeof name !== "string") {
+          fail("STACK_GLOBAL needs two strings", opAt);
+        }
         stack.push(findGlobal(module as string, name as string));
         break;
       }

@@ -4,7 +4,7 @@
  * (ours or foreign); gzip-compressed variants of these are decompressed first.
  * Nothing is downloaded: `path` must be a local file.
  */
-import { NumpyArray, NUMPY_GLOBALS } from "./numpy.ts";
+import { NUMPY_GLOBALS, NumpyArray } from "./numpy.ts";
 import { unpickle } from "./pickle.ts";
 import { isSafetensors, readSafetensors } from "./safetensors.ts";
 import type { RawTensor } from "./tensor.ts";
@@ -36,7 +36,11 @@ function isRawTensor(v: unknown): v is RawTensor {
  * Flatten nested dicts into dotted names, keeping only tensors. Paddle's tensor reducer (`(name, ndarray)`
  * tuples) and numpy arrays are unwrapped; other leaves (numbers, strings, name tables) are dropped.
  */
-export function flattenTensors(v: unknown, prefix = "", out = new Map<string, RawTensor>()): Map<string, RawTensor> {
+export function flattenTensors(
+  v: unknown,
+  prefix = "",
+  out = new Map<string, RawTensor>(),
+): Map<string, RawTensor> {
   if (v instanceof NumpyArray) {
     if (v.tensor) out.set(prefix, v.tensor);
   } else if (isRawTensor(v)) {
@@ -53,7 +57,9 @@ export function flattenTensors(v: unknown, prefix = "", out = new Map<string, Ra
 }
 
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new DecompressionStream("gzip"),
+  );
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
@@ -63,7 +69,13 @@ export async function parseWeightFile(input: Uint8Array, source: string): Promis
   if (bytes.length > 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = await gunzip(bytes);
   if (isSafetensors(bytes)) {
     const { tensors, metadata } = readSafetensors(bytes, source);
-    return { source, format: "safetensors", tensors, metadata, layout: metadata[LAYOUT_KEY] === "HWIO" ? "HWIO" : "OIHW" };
+    return {
+      source,
+      format: "safetensors",
+      tensors,
+      metadata,
+      layout: metadata[LAYOUT_KEY] === "HWIO" ? "HWIO" : "OIHW",
+    };
   }
   if (isZip(bytes) || (bytes[0] === 0x80 && bytes[2] === 0x8a)) {
     // zip archive, or legacy torch.save whose first pickle is the LONG1 magic number
@@ -75,7 +87,9 @@ export async function parseWeightFile(input: Uint8Array, source: string): Promis
     const { value } = unpickle(bytes, { source, globals: NUMPY_GLOBALS });
     return { source, format: "paddle", tensors: flattenTensors(value), metadata: {}, layout: "OIHW" };
   }
-  throw new Error(`${source}: unrecognised weight file (expected .pdparams, .pth, .safetensors or gzip of these)`);
+  throw new Error(
+    `${source}: unrecognised weight file (expected .pdparams, .pth, .safetensors or gzip of these)`,
+  );
 }
 
 export async function readWeightFile(path: string): Promise<WeightFile> {

@@ -21,7 +21,9 @@ const TO_ST: Record<DType, string> = {
   uint64: "U64",
   bool: "BOOL",
 };
-const FROM_ST: Record<string, DType> = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k as DType]));
+const FROM_ST: Record<string, DType> = Object.fromEntries(
+  Object.entries(TO_ST).map(([k, v]) => [v, k as DType]),
+);
 
 export interface SafetensorsFile {
   tensors: Map<string, RawTensor>;
@@ -77,7 +79,11 @@ export function encodeSafetensors(
   let offset = 0;
   for (const [name, t] of tensors) {
     if (name in header) throw new Error(`safetensors: duplicate tensor name '${name}'`);
-    header[name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    header[name] = {
+      dtype: TO_ST[t.dtype],
+      shape: t.shape,
+      data_offsets: [offset, offset + t.data.byteLength],
+    };
     parts.push(t.data);
     offset += t.data.byteLength;
   }

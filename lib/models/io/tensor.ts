@@ -47,7 +47,9 @@ export function shapeSize(shape: readonly number[]): number {
 export function checkRawTensor(t: RawTensor, what: string): RawTensor {
   const expected = shapeSize(t.shape) * DTYPE_SIZE[t.dtype];
   if (t.data.byteLength !== expected) {
-    throw new Error(`${what}: ${t.data.byteLength} bytes of data for ${t.dtype}[${t.shape}] (${expected} expected)`);
+    throw new Error(
+      `${what}: ${t.data.byteLength} bytes of data for ${t.dtype}[${t.shape}] (${expected} expected)`,
+    );
   }
   return t;
 }

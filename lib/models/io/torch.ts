@@ -6,7 +6,7 @@
  * Tensors are rebuilt only through `torch._utils._rebuild_tensor_v2` & co. from the allowlist.
  */
 import { NUMPY_GLOBALS } from "./numpy.ts";
-import { type GlobalHandler, PickleError, PyGlobal, type PickleGlobals, unpickle } from "./pickle.ts";
+import { type GlobalHandler, PickleError, type PickleGlobals, PyGlobal, unpickle } from "./pickle.ts";
 import { checkRawTensor, type DType, DTYPE_SIZE, gatherStrided, type RawTensor } from "./tensor.ts";
 import { isZip, ZipReader } from "./zip.ts";
 
@@ -109,7 +109,9 @@ function storageFromPid(pid: unknown, storages: Map<string, TorchStorage>, sourc
   if (!(type instanceof PyGlobal) || !(type.name in STORAGE_DTYPES) || typeof key !== "string") {
     throw new PickleError(`${source}: unsupported storage in persistent id`);
   }
-  if (view != null) throw new PickleError(`${source}: storage views (legacy view_metadata) are not supported`);
+  if (view != null) {
+    throw new PickleError(`${source}: storage views (legacy view_metadata) are not supported`);
+  }
   let s = storages.get(key);
   if (!s) {
     s = new TorchStorage(key, STORAGE_DTYPES[type.name], typeof numel === "number" ? numel : 0);
@@ -143,7 +145,9 @@ export async function readTorchCheckpoint(bytes: Uint8Array, source: string): Pr
     const pkl = [...zip.entries.keys()].find((n) => n === "data.pkl" || n.endsWith("/data.pkl"));
     if (!pkl) throw new Error(`${source}: zip archive without data.pkl (not a torch.save file)`);
     const dir = pkl.slice(0, pkl.length - "data.pkl".length);
-    const bo = zip.entries.has(`${dir}byteorder`) ? new TextDecoder().decode(await zip.read(`${dir}byteorder`)) : "little";
+    const bo = zip.entries.has(`${dir}byteorder`)
+      ? new TextDecoder().decode(await zip.read(`${dir}byteorder`))
+      : "little";
     if (bo.trim() !== "little") throw new Error(`${source}: big-endian torch archives are not supported`);
     const { value } = unpickle(await zip.read(pkl), { source: `${source}:${pkl}`, globals, persistentLoad });
     for (const s of storages.values()) {

@@ -14,7 +14,8 @@ export interface ZipEntry {
 const EOCD = 0x06054b50, CEN = 0x02014b50, LOC = 0x04034b50, Z64_LOC = 0x07064b50, Z64_EOCD = 0x06064b50;
 
 export function isZip(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 &&
+    bytes[3] === 0x04;
 }
 
 export class ZipReader {
@@ -36,7 +37,9 @@ export class ZipReader {
     if (eocd < 0) throw new Error(`${source}: not a zip archive (no end-of-central-directory record)`);
     let count = dv.getUint16(eocd + 10, true);
     let cdOffset = dv.getUint32(eocd + 16, true);
-    if ((count === 0xffff || cdOffset === 0xffffffff) && eocd >= 20 && dv.getUint32(eocd - 20, true) === Z64_LOC) {
+    if (
+      (count === 0xffff || cdOffset === 0xffffffff) && eocd >= 20 && dv.getUint32(eocd - 20, true) === Z64_LOC
+    ) {
       const z64 = Number(dv.getBigUint64(eocd - 20 + 8, true));
       if (dv.getUint32(z64, true) !== Z64_EOCD) throw new Error(`${source}: bad ZIP64 end record`);
       count = Number(dv.getBigUint64(z64 + 32, true));
@@ -82,12 +85,18 @@ export class ZipReader {
     if (dv.getUint32(off, true) !== LOC) throw new Error(`${this.source}: bad local header for '${name}'`);
     const start = off + 30 + dv.getUint16(off + 26, true) + dv.getUint16(off + 28, true);
     const raw = this.#bytes.subarray(start, start + ent.compressedSize);
-    if (raw.length !== ent.compressedSize) throw new Error(`${this.source}: zip entry '${name}' is truncated`);
+    if (raw.length !== ent.compressedSize) {
+      throw new Error(`${this.source}: zip entry '${name}' is truncated`);
+    }
     if (ent.method === 0) return raw;
     if (ent.method === 8) {
-      const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+      const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+        new DecompressionStream("deflate-raw"),
+      );
       const out = new Uint8Array(await new Response(stream).arrayBuffer());
-      if (out.length !== ent.size) throw new Error(`${this.source}: zip entry '${name}' inflated to a wrong size`);
+      if (out.length !== ent.size) {
+        throw new Error(`${this.source}: zip entry '${name}' inflated to a wrong size`);
+      }
       return out;
     }
     throw new Error(`${this.source}: zip entry '${name}' uses unsupported compression method ${ent.method}`);
