@@ -7,8 +7,7 @@
  * every earlier output carrying the same `display_id` in place. Outside the kernel, touching
  * `Deno.jupyter` throws, so {@link inJupyter} probes it inside try/catch.
  */
-import { JUPYTER_DISPLAY } from "./figure.ts";
-import { escapeHtml } from "./figure.ts";
+import { bundleCarriesPlotly, escapeHtml, Figure, figureMimeBundle, JUPYTER_DISPLAY } from "./figure.ts";
 import { formatDuration, Progress } from "../util/progress.ts";
 
 /** The part of `Deno.jupyter` used here. */
@@ -42,9 +41,16 @@ export function inJupyter(): boolean {
   return jupyterApi() !== null;
 }
 
+/** Display ids whose output carries the inlined plotly.js ("once" mode): their updates must keep it. */
+const plotlyCarriers = new Set<string>();
+
 /**
  * Shows an object (anything with a `Symbol.for("Jupyter.display")` method, or a raw MIME bundle with
- * `raw: true`) as a new output, or updates the output with `displayId` when `update` is set.
+ * `raw: true`) as a new output, or updates the output with `displayId` when `update` is set — e.g. a
+ * loss curve redrawn in place during training:
+ *
+ *   await show(lossCurves(records), { displayId: "loss", update: shownOnce });
+ *
  * Outside Jupyter it does nothing and returns false (pass `printFallback` to print its text/plain).
  */
 export async function show(
@@ -56,11 +62,17 @@ export async function show(
     if (opts.printFallback) console.log(plainText(obj));
     return false;
   }
-  await api.display(obj, {
-    raw: opts.raw ?? false,
-    update: opts.update ?? false,
-    display_id: opts.displayId,
-  });
+  const id = opts.displayId;
+  let payload = obj, raw = opts.raw ?? false;
+  if (obj instanceof Figure && id !== undefined) {
+    // An update replaces the output's data in the saved notebook: if this output was the one that
+    // carried plotly.js, the replacement must carry it too, or a reopened notebook has none.
+    const bundle = figureMimeBundle(obj, { forceInline: plotlyCarriers.has(id) });
+    if (bundleCarriesPlotly(bundle)) plotlyCarriers.add(id);
+    payload = bundle;
+    raw = true;
+  }
+  await api.display(payload, { raw, update: opts.update ?? false, display_id: id });
   return true;
 }
 

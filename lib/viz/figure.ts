@@ -8,10 +8,11 @@
  * JupyterLab shows exactly one of them, the highest-ranked one it has a renderer for:
  *
  * 1. `application/vnd.plotly.v1+json` — `{data, layout, config}`. Rendered only when a plotly MIME
- *    renderer extension is installed (e.g. `jupyterlab-plotly`, which the Python `plotly` package
- *    shipped up to 5.x; 5.24 bundles plotly.js 2.35.2, the version we pin). That renderer is a "safe"
- *    renderer, so it draws in untrusted notebooks too: with it, a notebook executed elsewhere (nbclient)
- *    and opened later shows its plots without any trust step. It also bundles its own plotly.js: offline.
+ *    renderer extension is installed, e.g. `jupyterlab-plotly`, which the Python `plotly` package shipped
+ *    up to 5.x (checked in the plotly 5.24.1 wheel: prebuilt labextension, plotly.js ^2.35.2 — the version
+ *    we pin —, renderer factory `safe: true`, rank 0, @jupyterlab/rendermime-interfaces ^3 = Lab 4).
+ *    A safe renderer draws in untrusted notebooks too: with it, a notebook executed elsewhere (nbclient)
+ *    and opened later shows its plots without any trust step. It bundles its own plotly.js: offline.
  * 2. `text/html` — a `<div>` plus an inline `<script>` that draws with `window.Plotly`. JupyterLab picks it
  *    when no plotly extension is installed. Scripts in HTML outputs run only in TRUSTED outputs: outputs
  *    produced in the running session are trusted, so plots appear when a user runs the cells; outputs
@@ -21,9 +22,10 @@
  *    No CDN: the plotly bundle is inlined, per {@link BundleMode}:
  *    - `"once"` (default in Jupyter): the first figure a kernel process displays carries the bundle
  *      (~4.6 MB, guarded by `if (!window.Plotly)`); later figures wait up to 60 s for `window.Plotly`.
- *      (Restart the page and clear that output, and later outputs say so: re-run one plot cell.)
  *      Keeps notebooks small; when an executed notebook is reopened, the first plot output (in document
- *      order) defines Plotly for the others.
+ *      order) defines Plotly for the others. If that output is cleared and the page reloaded, the other
+ *      outputs say so (re-run a plot cell); `show(fig, {displayId, update})` keeps the bundle in an
+ *      updated output that carried it.
  *    - `"inline"`: every figure carries the bundle (each output self-sufficient; large notebooks).
  *    - `{url}`: load `<script src=url>` once when Plotly is missing (e.g. a same-origin file the Jupyter
  *      server serves); `"none"`: assume the page already has Plotly (standalone pages we write).
@@ -137,10 +139,16 @@ export class Figure implements PlotlyFigureSpec {
   }
 }
 
-/** The MIME bundle Deno's Jupyter kernel sends for a figure (see the module comment). */
-export function figureMimeBundle(fig: Figure): Record<string, unknown> {
+/**
+ * The MIME bundle Deno's Jupyter kernel sends for a figure (see the module comment). `forceInline`
+ * inlines plotly.js whatever the mode (used when an update replaces the output that carried it).
+ */
+export function figureMimeBundle(fig: Figure, opts: { forceInline?: boolean } = {}): Record<string, unknown> {
   let mode = getBundleMode();
-  if (mode === "once") {
+  if (opts.forceInline) {
+    mode = "inline";
+    bundleSent = true;
+  } else if (mode === "once") {
     mode = bundleSent ? "none" : "inline";
     bundleSent = true;
   }
@@ -182,6 +190,12 @@ export function figureHtml(fig: Figure, bundle: BundleMode): string {
     `var f=el.querySelector(".pcviz-fallback");if(f)f.textContent="plotly.js is not loaded on this page: ` +
     `re-run the first plot cell, or set PC_VIZ_BUNDLE=inline.";return;}setTimeout(wait,100);}` +
     `wait();})();</script>`;
+}
+
+/** True when a figure's MIME bundle inlines plotly.js (its HTML defines `window.Plotly`). */
+export function bundleCarriesPlotly(bundle: Record<string, unknown>): boolean {
+  const html = bundle["text/html"];
+  return typeof html === "string" && html.includes("if(!window.Plotly){(function(define,module,exports){");
 }
 
 /** JSON that is safe inside a `<script>` element (no `</script>`, no `<!--`). */

@@ -1,6 +1,12 @@
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import { inJupyter, LiveProgress, setJupyterApiForTesting, show, sparkline } from "../../lib/viz/display.ts";
-import { Figure, JUPYTER_DISPLAY, PLOTLY_MIME, setBundleMode } from "../../lib/viz/figure.ts";
+import {
+  bundleCarriesPlotly,
+  Figure,
+  JUPYTER_DISPLAY,
+  PLOTLY_MIME,
+  setBundleMode,
+} from "../../lib/viz/figure.ts";
 
 type Call = { obj: unknown; options?: { raw?: boolean; update?: boolean; display_id?: string } };
 
@@ -45,6 +51,20 @@ Deno.test("in Jupyter: one display, then in-place updates with the same display_
     assert(await show(new Figure({ data: [{ type: "bar", x: [1], y: [2] }], layout: {} })));
     const fig = calls[0].obj as Record<symbol, () => Record<string, unknown>>;
     assert(PLOTLY_MIME in fig[JUPYTER_DISPLAY](), "the kernel formats the figure with its display method");
+    // in-place figure updates keep plotly.js in the output that first carried it ("once" mode)
+    setBundleMode("once");
+    calls.length = 0;
+    const f = new Figure({ data: [{ type: "bar", x: [1], y: [2] }], layout: {} });
+    await show(f, { displayId: "loss" });
+    await show(f, { displayId: "loss", update: true });
+    await show(f, { displayId: "other" });
+    const carries = calls.map((c) => bundleCarriesPlotly(c.obj as Record<string, unknown>));
+    assertEquals(carries, [true, true, false]);
+    assertEquals(calls.map((c) => [c.options?.raw, c.options?.update, c.options?.display_id]), [
+      [true, false, "loss"],
+      [true, true, "loss"],
+      [true, false, "other"],
+    ]);
   } finally {
     setJupyterApiForTesting(null);
     setBundleMode(null);
