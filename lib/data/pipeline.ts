@@ -8,7 +8,7 @@
  */
 import { Rng, type RngState } from "../util/rng.ts";
 import { loadItem, type SegDataset } from "./dataset.ts";
-import { applyTransforms, toFloatImage, type Transform } from "./transforms.ts";
+import { applyTransforms, type Transform } from "./transforms.ts";
 
 export interface ProcessedSample {
   /** [height, width, 3] float32 */
@@ -33,7 +33,7 @@ export async function processSample(
   const s = applyTransforms(
     transforms,
     {
-      image: toFloatImage(item.image.data),
+      image: item.image.data,
       width: item.width,
       height: item.height,
       label: train ? item.label : null,

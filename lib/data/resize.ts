@@ -64,7 +64,7 @@ function linearTaps(srcLen: number, dstLen: number, start: number, count: number
  * @returns float32 [win.height, win.width, c]
  */
 export function resizeBilinear(
-  src: Float32Array,
+  src: Float32Array | Uint8Array,
   sw: number,
   sh: number,
   c: number,

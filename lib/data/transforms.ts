@@ -27,8 +27,12 @@ import { enhanceBrightness, enhanceColor, enhanceContrast, enhanceSharpness, shi
 import { cropWindow, flipHorizontal, resizeBilinear, resizeNearest, type ResizeWindow } from "./resize.ts";
 
 export interface Sample {
-  /** [height, width, 3] float32 RGB. While `lazy` is set, still at the source size (lazy.srcWidth...). */
-  image: Float32Array;
+  /**
+   * [height, width, 3] RGB: float32, or the decoded uint8 bytes until a transform needs floats (so that
+   * a lazy resize + crop never converts the whole source image). While `lazy` is set, still at the
+   * source size (lazy.srcWidth x lazy.srcHeight). Transforms always return float32 when not lazy.
+   */
+  image: Float32Array | Uint8Array;
   width: number;
   height: number;
   /** [height, width] uint8 train ids (255 = ignore), or null (validation/test: labels stay raw). */
@@ -46,10 +50,15 @@ export interface Transform {
 /** A transform entry as in a PaddleSeg config: `{ type: "ResizeStepScaling", min_scale_factor: 0.5, ... }`. */
 export type TransformSpec = { type: string } & Record<string, unknown>;
 
-/** Computes a pending resize (whole image). */
-export function materialize(s: Sample): Sample {
-  if (!s.lazy) return s;
-  return materializeWindow(s, { x0: 0, y0: 0, width: s.width, height: s.height }, [0, 0, 0], 255);
+/** A sample with a float32 image, not lazy. */
+export interface FloatSample extends Sample {
+  image: Float32Array;
+}
+
+/** Computes a pending resize (whole image) and converts a uint8 image to float32. */
+export function materialize(s: Sample): FloatSample {
+  if (s.lazy) return materializeWindow(s, { x0: 0, y0: 0, width: s.width, height: s.height }, [0, 0, 0], 255);
+  return s.image instanceof Float32Array ? (s as FloatSample) : { ...s, image: toFloatImage(s.image) };
 }
 
 function materializeWindow(
@@ -57,14 +66,15 @@ function materializeWindow(
   win: ResizeWindow,
   imFill: ArrayLike<number>,
   labelFill: number,
-): Sample {
+): FloatSample {
   let image: Float32Array, label: Uint8Array | null = null;
   if (s.lazy) {
     const { srcWidth: sw, srcHeight: sh } = s.lazy;
     image = resizeBilinear(s.image, sw, sh, 3, s.width, s.height, win, imFill);
     if (s.label) label = resizeNearest(s.label, sw, sh, s.width, s.height, win, labelFill);
   } else {
-    image = cropWindow(s.image, s.width, s.height, 3, win, imFill);
+    const cut = cropWindow(s.image, s.width, s.height, 3, win, imFill);
+    image = cut instanceof Float32Array ? cut : toFloatImage(cut);
     if (s.label) label = cropWindow(s.label, s.width, s.height, 1, win, [labelFill]);
   }
   return { image, label, width: win.width, height: win.height };
@@ -457,7 +467,7 @@ export function buildTransforms(list: readonly TransformSpec[], where = "transfo
 }
 
 /** Runs the transforms in order on one sample (PaddleSeg `Compose`, after reading); never returns lazy. */
-export function applyTransforms(transforms: readonly Transform[], s: Sample, rng: Rng): Sample {
+export function applyTransforms(transforms: readonly Transform[], s: Sample, rng: Rng): FloatSample {
   for (const t of transforms) s = t.apply(s, rng);
   return materialize(s);
 }
