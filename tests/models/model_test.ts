@@ -70,7 +70,7 @@ Deno.test("HRNet-W48 contrast model: PaddleSeg counts (65,325,120 / 4,681,440 / 
   assertEquals(d256.totalTrainable, 70_711_696);
 });
 
-Deno.test("HRNet-W48 with real variables: the counts come from the tensors the model holds", () => {
+Deno.test("HRNet-W48 with real variables: counts from the tensors the model holds, init, small-scale G10 shapes", () => {
   const model = buildModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, new Rng(0));
   let trainable = 0, all = 0;
   for (const [name, v] of model.namedWeights()) {
@@ -93,6 +93,26 @@ Deno.test("HRNet-W48 with real variables: the counts come from the tensors the m
   assertClose([std("proj_head.proj.1.weight")], [Math.sqrt(2 / 720)], 0.02);
   assertEquals(Array.from(w.get("cls_head.0._conv.bias")!.dataSync().slice(0, 3)), [0, 0, 0]);
   assertEquals(w.get("backbone.conv_layer1_1._batch_norm._variance")!.dataSync()[0], 1);
+  // G10 shapes at a small scale (the 2x512x1024 input of G10 takes ~20 s per forward on two CPU cores)
+  const x = tf.randomNormal([1, 32, 64, 3], 0, 1, "float32", 8) as tf.Tensor4D;
+  const branches = model.backbone.branches(x, { training: false });
+  const bshapes = branches.map((b) => b.shape.join("x"));
+  assertEquals(bshapes, ["1x8x16x48", "1x4x8x96", "1x2x4x192", "1x1x2x384"]);
+  const out = model.forward(x, { training: false });
+  assertEquals([out.logitsUp.shape, out.logits4.shape, out.embed!.shape], [
+    [1, 32, 64, 19],
+    [1, 8, 16, 19],
+    [1, 8, 16, 720],
+  ]);
+  const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(out.embed!), -1)).dataSync());
+  assertClose(
+    norms,
+    new Float32Array(norms.length).fill(1),
+    0,
+    1e-6,
+    "embeddings have unit norm (G10: +-1e-6)",
+  );
+  tf.dispose([x, ...branches, out.logitsUp, out.logits4, out.embed!]);
   model.dispose();
 });
 
