@@ -294,3 +294,13 @@ export function assertCheckPassed(r: CheckReport): void {
     e.fix,
   );
 }
+
+/**
+ * The check training runs on start: a seeded sample of `sample` items (sizes from headers, labels fully
+ * read); throws a DataError with the fix when anything is wrong, else returns the report.
+ */
+export async function checkOnStart(ds: SegDataset, sample = 16): Promise<CheckReport> {
+  const r = await checkDataset(ds, { sample, decodeImages: false });
+  assertCheckPassed(r);
+  return r;
+}

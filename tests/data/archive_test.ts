@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { assert, assertEquals, assertRejects } from "../_helpers/assert.ts";
 import { isUnpacked, unpackArchive } from "../../lib/data/archive.ts";
 import { gzip, makeTar, makeZip, type TarEntry } from "./_archives.ts";
+import { tmpDir } from "./_tmp.ts";
 
 const quiet = { progress: false };
 const big = new Uint8Array(300_000).map((_, i) => (i * 7919) % 251);
@@ -14,7 +15,7 @@ const entries: TarEntry[] = [
 ];
 
 async function tmp(): Promise<string> {
-  return await Deno.makeTempDir({ prefix: "pc-archive-" });
+  return await tmpDir("pc-archive-");
 }
 
 async function listFiles(dir: string): Promise<string[]> {

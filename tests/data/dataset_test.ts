@@ -22,6 +22,7 @@ import {
   type SegDataset,
   writePng,
 } from "../../lib/data/mod.ts";
+import { tmpDir } from "./_tmp.ts";
 
 const SHARED = new URL("../../../shared/data/", import.meta.url).pathname;
 const hasShared = await Deno.stat(SHARED).then(() => true, () => false);
@@ -115,7 +116,7 @@ Deno.test({
 // ---------------------------------------------------------------------------------------------------
 // fixtures made on the fly
 
-const tmp = () => Deno.makeTempDir({ prefix: "pc-dataset-" });
+const tmp = () => tmpDir("pc-dataset-");
 
 function rgb(w: number, h: number, seed = 1): Uint8Array {
   const d = new Uint8Array(w * h * 3);

@@ -14,6 +14,7 @@ import {
   type SegDataset,
 } from "../../lib/data/mod.ts";
 import { unpackArchive } from "../../lib/data/archive.ts";
+import { tmpDir } from "./_tmp.ts";
 
 const TRAIN = [
   { type: "ResizeStepScaling", min_scale_factor: 0.5, max_scale_factor: 2.0, scale_step_size: 0.25 },
@@ -23,7 +24,7 @@ const TRAIN = [
   { type: "Normalize" },
 ];
 
-const root = await Deno.makeTempDir({ prefix: "pc-loader-" });
+const root = await tmpDir("pc-loader-");
 const small = {
   dataset_root: path.join(root, "syn"),
   num_train: 7,
@@ -127,7 +128,7 @@ Deno.test("validation: no shuffle, no drop, labels raw at full size, one pass wi
 });
 
 Deno.test("errors: a corrupt image rejects next() naming the file; bad options; close()", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "pc-loader-bad-" });
+  const dir = await tmpDir("pc-loader-bad-");
   await unpackArchive(`${small.dataset_root}.tar`, dir, { progress: false });
   const ds0 = await openCityscapes({ dataset_root: dir, transforms: TRAIN });
   const victim = ds0.items[ds0.items.length - 1].image;
