@@ -225,7 +225,7 @@ export async function openListDataset(o: ListDatasetOptions): Promise<SegDataset
   }
   const text = await Deno.readTextFile(listPath);
   const items: DataItem[] = [];
-  const missing: string[] = [];
+  const missing: string[] = [], missingImages: string[] = [];
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
@@ -244,8 +244,18 @@ export async function openListDataset(o: ListDatasetOptions): Promise<SegDataset
     }
     const image = path.join(root, parts[0]);
     const label = parts.length >= 2 ? path.join(root, parts[1]) : null;
+    if (!(await isFile(image))) missingImages.push(`${image} (line ${i + 1})`);
     if (label !== null && !(await isFile(label))) missing.push(`${label} (line ${i + 1})`);
     items.push({ image, label, labelKind: "raw" });
+  }
+  if (missingImages.length) {
+    throw new DataError(
+      `Dataset: ${missingImages.length} image file(s) listed in '${listPath}' do not exist, e.g. ${
+        missingImages.slice(0, 3).join(", ")
+      }`,
+      "missing-images",
+      "fix the paths in the list file (they are relative to dataset_root)",
+    );
   }
   if (missing.length) {
     throw new DataError(

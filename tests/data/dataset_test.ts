@@ -269,6 +269,8 @@ Deno.test("list-file Dataset: bad lines, missing files, size mismatch, corrupt P
   const opts = { dataset_root: root, train_path: list, num_classes: 3 };
   await Deno.writeTextFile(list, "a.png\n");
   await assertRejects(() => openListDataset(opts), /l\.txt' line 1: expected 'image label'/);
+  await Deno.writeTextFile(list, "gone.png small.png\n");
+  await assertRejects(() => openListDataset(opts), /gone\.png \(line 1\).*\[missing-images\]/s);
   await Deno.writeTextFile(list, "a.png nothere.png\n");
   await assertRejects(() => openListDataset(opts), /nothere\.png \(line 1\).*\[images-without-labels\]/s);
   await Deno.writeTextFile(list, "a.png small.png\n");
