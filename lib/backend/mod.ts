@@ -13,6 +13,7 @@ import { tf } from "./tf.ts";
 import { registerWasmGradients, type WasmKernelPatch } from "./wasm_grads.ts";
 import { registerResizeBilinearGrad } from "./resize_grad.ts";
 import { registerMissingGradients } from "./gradients.ts";
+import { registerNativeKernelFixes } from "./native_kernels.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "webgpu" | "cpu";
 export type BackendRequest = BackendName | "auto";
@@ -285,11 +286,12 @@ const fixedResize = new Set<string>();
 
 /**
  * Kernel and gradient fixes every backend gets, once its package has registered its own kernels: the
- * ResizeBilinearGrad that honours halfPixelCenters (./resize_grad.ts) and the gradients TF.js lacks
- * (./gradients.ts).
+ * ResizeBilinearGrad that honours halfPixelCenters (./resize_grad.ts), the gradients TF.js lacks
+ * (./gradients.ts) and, on tensorflow, conv backprops with explicit padding (./native_kernels.ts).
  */
 function patchBackend(name: BackendName): void {
   registerMissingGradients();
+  if (name === "tensorflow") registerNativeKernelFixes();
   if (!fixedResize.has(name)) {
     registerResizeBilinearGrad(name);
     fixedResize.add(name);
