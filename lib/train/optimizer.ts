@@ -45,7 +45,7 @@ export class MomentumSGD {
         }
         let v = this.velocity.get(name);
         if (!v) {
-          v = tf.variable(tf.zerosLike(p), false, `velocity/${name}`);
+          v = tf.variable(tf.zerosLike(p), false);
           this.velocity.set(name, v);
         }
         const gd = this.weightDecay > 0 ? tf.add(g, tf.mul(wd, p)) : g;
@@ -71,7 +71,7 @@ export class MomentumSGD {
       }
       const old = this.velocity.get(name);
       if (old) old.assign(t);
-      else this.velocity.set(name, tf.variable(t.clone(), false, `velocity/${name}`));
+      else this.velocity.set(name, tf.variable(t.clone(), false));
     }
   }
 
