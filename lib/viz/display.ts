@@ -64,20 +64,33 @@ export async function show(
   }
   const id = opts.displayId;
   let payload = obj, raw = opts.raw ?? false;
-  if (obj instanceof Figure && id !== undefined) {
+  if (obj instanceof Figure) {
     // An update replaces the output's data in the saved notebook: if this output was the one that
     // carried plotly.js, the replacement must carry it too, or a reopened notebook has none.
-    const bundle = figureMimeBundle(obj, { forceInline: plotlyCarriers.has(id) });
-    if (bundleCarriesPlotly(bundle)) plotlyCarriers.add(id);
+    const bundle = figureMimeBundle(obj, { forceInline: id !== undefined && plotlyCarriers.has(id) });
+    if (id !== undefined && bundleCarriesPlotly(bundle)) plotlyCarriers.add(id);
     payload = bundle;
+    raw = true;
+  } else if (!raw && obj && typeof obj === "object" && JUPYTER_DISPLAY in obj) {
+    payload = await (obj as { [JUPYTER_DISPLAY]: () => unknown })[JUPYTER_DISPLAY]();
     raw = true;
   }
   await api.display(payload, { raw, update: opts.update ?? false, display_id: id });
-  // Deno's kernel queues the message and may report the cell idle before it leaves; a frontend (or
-  // nbclient) then drops it as late. A short pause lets it go out first (measured: 0/30 outputs lost
-  // with the pause, 5/30 without, Deno 2.9.6 + nbclient 0.11).
-  await new Promise((r) => setTimeout(r, DISPLAY_FLUSH_MS));
+  // Deno's kernel queues the message and may report the cell idle before it has left; a frontend (or
+  // nbclient) then drops it as late. Pausing, longer for larger messages, lets it go out first
+  // (Deno 2.9.6 + nbclient 0.11: 0/90 small and 0/32 bundle-carrying displays lost with the pause;
+  // 5/30 and 5/16 without; cells that END with a figure expression lost 8/90 — prefer `await show()`).
+  await new Promise((r) => setTimeout(r, flushMs(payload)));
   return true;
+}
+
+/** Pause after a Jupyter display: 50 ms plus 1 ms per 10 kB of text (≈ 0.5 s for the plotly bundle). */
+export function flushMs(bundle: unknown): number {
+  let chars = 0;
+  if (bundle && typeof bundle === "object") {
+    for (const v of Object.values(bundle)) chars += typeof v === "string" ? v.length : 0;
+  }
+  return DISPLAY_FLUSH_MS + Math.ceil(chars / 10_000);
 }
 
 /** Pause after each Jupyter display (see {@link show}). */

@@ -1,12 +1,13 @@
 import { assert, assertEquals } from "../_helpers/assert.ts";
-import { inJupyter, LiveProgress, setJupyterApiForTesting, show, sparkline } from "../../lib/viz/display.ts";
 import {
-  bundleCarriesPlotly,
-  Figure,
-  JUPYTER_DISPLAY,
-  PLOTLY_MIME,
-  setBundleMode,
-} from "../../lib/viz/figure.ts";
+  flushMs,
+  inJupyter,
+  LiveProgress,
+  setJupyterApiForTesting,
+  show,
+  sparkline,
+} from "../../lib/viz/display.ts";
+import { bundleCarriesPlotly, Figure, PLOTLY_MIME, setBundleMode } from "../../lib/viz/figure.ts";
 
 type Call = { obj: unknown; options?: { raw?: boolean; update?: boolean; display_id?: string } };
 
@@ -49,8 +50,8 @@ Deno.test("in Jupyter: one display, then in-place updates with the same display_
     setBundleMode("once");
     calls.length = 0;
     assert(await show(new Figure({ data: [{ type: "bar", x: [1], y: [2] }], layout: {} })));
-    const fig = calls[0].obj as Record<symbol, () => Record<string, unknown>>;
-    assert(PLOTLY_MIME in fig[JUPYTER_DISPLAY](), "the kernel formats the figure with its display method");
+    assert(PLOTLY_MIME in (calls[0].obj as Record<string, unknown>), "figures go out as their MIME bundle");
+    assertEquals(calls[0].options?.raw, true);
     // in-place figure updates keep plotly.js in the output that first carried it ("once" mode)
     setBundleMode("once");
     calls.length = 0;
@@ -69,6 +70,11 @@ Deno.test("in Jupyter: one display, then in-place updates with the same display_
     setJupyterApiForTesting(null);
     setBundleMode(null);
   }
+});
+
+Deno.test("flushMs: longer pauses for larger messages", () => {
+  assertEquals(flushMs({ "text/plain": "x" }), 51);
+  assertEquals(flushMs({ "text/html": "y".repeat(4_600_000), "text/plain": "" }), 50 + 460);
 });
 
 Deno.test("sparkline: inline SVG scaled to the values", () => {
