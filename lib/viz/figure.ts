@@ -32,6 +32,10 @@
  *    Set with {@link setBundleMode} or the environment variable `PC_VIZ_BUNDLE=once|inline|none|<url>`.
  * 3. `text/plain` — a one-line description (terminals, `deno test`, text-only frontends).
  *
+ * In notebooks prefer `await show(fig)` (display.ts) over ending a cell with `fig`: Deno's kernel can
+ * report a cell idle before its result message has left, and frontends/nbclient then drop the output;
+ * `show` sends the bundle itself and waits for it to go out.
+ *
  * Recommended JupyterLab setup (wired by the notebook/lab tooling, not here): install a plotly renderer
  * extension for reopened executed notebooks, sign executed notebooks, and keep the HTML path for
  * plain JupyterLab installs. Either path renders offline.
