@@ -76,6 +76,7 @@ export async function checkDataset(ds: SegDataset, opts: CheckOptions = {}): Pro
     map.set(code, p);
   };
   const sizeCount = new Map<string, number>();
+  const badValues = new Set<number>();
   let minW = Infinity, maxW = 0, minH = Infinity, maxH = 0, sumW = 0, sumH = 0, nSizes = 0;
   const kinds: Record<string, number> = {};
   // dataset-level: how many labels look like 0/255 masks
@@ -138,6 +139,7 @@ export async function checkDataset(ds: SegDataset, opts: CheckOptions = {}): Pro
     for (let v = 0; v < 256; v++) if (hist[v]) present.push(v);
     if (present.length <= 2 && present.every((v) => v === 0 || v === 255) && hist[255] > 0) binaryLike++;
     const bad = present.filter((v) => lut[v] < 0);
+    for (const v of bad) badValues.add(v);
     if (bad.length) {
       const d = diagnoseLabelValues(hist, ds, item.labelKind);
       if (d) add(problems, d.code, d.message, d.fix, item.label);
@@ -178,6 +180,18 @@ export async function checkDataset(ds: SegDataset, opts: CheckOptions = {}): Pro
       "store masks as 0/1 (divide by 255) and use num_classes: 2",
       `${binaryLike} label file(s)`,
     );
+  }
+  const over = problems.get("values-above-num-classes");
+  if (over && ds.type === "Dataset") {
+    const vals = [...badValues].sort((a, b) => a - b);
+    over.fix = vals.length === 1
+      ? `if ${vals[0]} marks unlabelled pixels, set ignore_index: ${
+        vals[0]
+      }; if it is a class, set num_classes: ${vals[0] + 1}`
+      : `if these are classes, set num_classes: ${
+        vals[vals.length - 1] + 1
+      }; if one marks unlabelled pixels, ` +
+        "set ignore_index to it";
   }
   const total = classPixels.reduce((a, b) => a + b, 0) + ignorePixels;
   if (total > 0 && ignorePixels / total > 0.5) {
