@@ -111,6 +111,12 @@ export interface ForwardOptions {
   rng?: Rng;
   /** Compute the projection head (default: true for the contrast model). */
   embed?: boolean;
+  /**
+   * Gradient checkpointing of the backbone in training: the stem and every HighResolutionModule are run
+   * again in the backward pass instead of keeping their activations (much less memory, about one more
+   * backbone forward of compute). Same values and gradients. Default false.
+   */
+  recompute?: boolean;
 }
 
 export interface SegOutputs {
@@ -241,7 +247,12 @@ export class SegModel {
     if (training && this.options.dropProb > 0 && !opts.rng) {
       throw new Error("SegModel.forward: training mode needs an Rng for dropout (opts.rng)");
     }
-    const ctx: ForwardContext = { training, rng: opts.rng, bnUpdates: training ? this.bnUpdates : undefined };
+    const ctx: ForwardContext = {
+      training,
+      rng: opts.rng,
+      bnUpdates: training ? this.bnUpdates : undefined,
+      recompute: training && (opts.recompute ?? false),
+    };
     const wantEmbed = (opts.embed ?? true) && this.hasProjection;
     const [, h, w] = x.shape;
     return tf.tidy(() => {

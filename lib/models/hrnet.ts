@@ -9,8 +9,8 @@
  */
 import { tf } from "../backend/tf.ts";
 import { ConvBN, type ForwardContext, type PaddingMode } from "./layers.ts";
-import { resizeBilinear } from "./ops.ts";
-import type { ParamInit, ParamStore } from "./params.ts";
+import { recomputeInBackward, resizeBilinear } from "./ops.ts";
+import type { Param, ParamInit, ParamStore } from "./params.ts";
 
 export interface StageConfig {
   numModules: number;
@@ -302,8 +302,30 @@ class HighResolutionModule {
   }
 }
 
+/** The trainable parameters a piece of the network adds to the store (for gradient checkpointing). */
+function trainableSince(store: ParamStore, mark: number): Param[] {
+  return store.params.slice(mark).filter((p) => p.spec.trainable);
+}
+
+/** Run a block, checkpointed when ctx.recompute is set (BN statistics are queued by the first run only). */
+function runBlock(
+  block: (xs: tf.Tensor4D[], ctx: ForwardContext) => tf.Tensor4D[],
+  xs: tf.Tensor4D[],
+  params: Param[],
+  ctx: ForwardContext,
+): tf.Tensor4D[] {
+  if (!ctx.recompute || !ctx.training) return block(xs, ctx);
+  return recomputeInBackward(
+    (ins, recomputing) =>
+      block(ins, { ...ctx, bnUpdates: recomputing ? undefined : ctx.bnUpdates, recompute: false }),
+    xs,
+    params.map((p) => p.value),
+  );
+}
+
 class Stage {
   readonly modules: HighResolutionModule[] = [];
+  readonly moduleParams: Param[][] = [];
 
   constructor(
     c: Common,
@@ -315,16 +337,19 @@ class Stage {
   ) {
     for (let m = 0; m < cfg.numModules; m++) {
       const name = `${stageName}_${m + 1}`;
+      const mark = c.store.params.length;
       this.modules.push(
         new HighResolutionModule(c, `${prefix}.stage_${name}`, name, `stage${s}.${m}`, cfg, alignCorners),
       );
+      this.moduleParams.push(trainableSince(c.store, mark));
     }
   }
 
   forward(xs: tf.Tensor4D[], ctx: ForwardContext): tf.Tensor4D[] {
     let cur = xs;
-    for (const m of this.modules) {
-      const next = m.forward(cur, ctx);
+    for (let i = 0; i < this.modules.length; i++) {
+      const m = this.modules[i];
+      const next = runBlock((ins, cx) => m.forward(ins, cx), cur, this.moduleParams[i], ctx);
       if (cur !== xs) cur.forEach((t) => t.dispose());
       cur = next;
     }
@@ -346,6 +371,8 @@ export class HRNet {
   readonly st3: Stage;
   readonly tr3: TransitionLayer;
   readonly st4: Stage;
+  /** Trainable parameters of stem + layer1 (one checkpointed block). */
+  readonly stemParams: Param[];
 
   constructor(store: ParamStore, config: HRNetConfig, o: HRNetOptions) {
     this.config = config;
@@ -355,6 +382,7 @@ export class HRNet {
     const { stage1, stage2, stage3, stage4 } = config;
     this.featChannels = stage4.numChannels.reduce((a, b) => a + b, 0);
 
+    const mark = store.params.length;
     const stem = config.stemChannels ?? 64;
     this.stem1 = convBN(c, `${p}.conv_layer1_1`, "conv1", "bn1", 3, stem, 3, 2, true);
     this.stem2 = convBN(c, `${p}.conv_layer1_2`, "conv2", "bn2", stem, stem, 3, 2, true);
@@ -363,6 +391,7 @@ export class HRNet {
       const cin = i === 0 ? stem : f * 4;
       this.layer1.push(new BottleneckBlock(c, `${p}.la1.bb_layer2_${i + 1}`, `layer1.${i}`, cin, f, i === 0));
     }
+    this.stemParams = trainableSince(store, mark);
     this.tr1 = new TransitionLayer(c, `${p}.tr1`, "tr1", 1, [f * 4], stage2.numChannels);
     this.st2 = new Stage(c, `${p}.st2`, "st2", 2, stage2, o.alignCorners);
     this.tr2 = new TransitionLayer(c, `${p}.tr2`, "tr2", 2, stage2.numChannels, stage3.numChannels);
@@ -371,13 +400,19 @@ export class HRNet {
     this.st4 = new Stage(c, `${p}.st4`, "st4", 4, stage4, o.alignCorners);
   }
 
-  /** The four stage-4 branches, strides 4/8/16/32 (`x: [N,H,W,3]`). */
+  /**
+   * The four stage-4 branches, strides 4/8/16/32 (`x: [N,H,W,3]`). With `ctx.recompute` (training), the
+   * stem + layer1 and every HighResolutionModule are checkpointed blocks.
+   */
   branches(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D[] {
-    const la1 = tf.tidy(() => {
-      let h = this.stem2.forward(this.stem1.forward(x, ctx), ctx);
-      for (const b of this.layer1) h = b.forward(h, ctx);
-      return h;
-    });
+    const stemBlock = (xs: tf.Tensor4D[], cx: ForwardContext) => [
+      tf.tidy(() => {
+        let h = this.stem2.forward(this.stem1.forward(xs[0], cx), cx);
+        for (const b of this.layer1) h = b.forward(h, cx);
+        return h;
+      }),
+    ];
+    const [la1] = runBlock(stemBlock, [x], this.stemParams, ctx);
     const run = (tr: TransitionLayer, st: Stage, xs: tf.Tensor4D[]): tf.Tensor4D[] => {
       const t = tr.forward(xs, ctx);
       const out = st.forward(t, ctx);

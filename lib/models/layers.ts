@@ -22,6 +22,8 @@ export interface ForwardContext {
   rng?: Rng;
   /** Collects training-mode BN batch statistics for the running-average update. */
   bnUpdates?: BnUpdates;
+  /** Gradient checkpointing of backbone blocks (training only; see `recomputeInBackward`). */
+  recompute?: boolean;
 }
 
 /**

@@ -4,9 +4,13 @@
  *
  *   const model = buildModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, rng.fork("init"));
  *   await loadPretrained(model, "hrnet_w48_ssld.pdparams", { scope: "backbone" });
- *   const { logitsUp, logits4, embed } = model.forward(x, { training: true, rng });   // x: [N,H,W,3]
- *   model.commitBnUpdates();                                                          // after the step
- *   const logits = model.predict(x);                                                  // eval, no proj head
+ *   const { value, grads } = model.variableGrads(() => {                              // x: [N,H,W,3]
+ *     const { logitsUp, logits4, embed } = model.forward(x, { training: true, rng, recompute: true });
+ *     return loss(logitsUp, logits4, embed);
+ *   });                                                      // grads keyed by PaddleSeg parameter name
+ *   optimizer.step(model.trainableWeights(), grads, lr);
+ *   model.commitBnUpdates();                                 // BN running stats (momentum 0.9, Paddle)
+ *   const logits = model.predict(x);                         // eval mode, no projection head
  */
 export {
   buildModel,
@@ -26,7 +30,7 @@ export {
 } from "./contrast.ts";
 export { BACKBONE_NAMES, type BackboneName, HRNET_CONFIGS, type HRNetConfig } from "./hrnet.ts";
 export { BnUpdates, type PaddingMode } from "./layers.ts";
-export { dropout2d, interpolationMatrix, l2Normalize, resizeBilinear } from "./ops.ts";
+export { dropout2d, interpolationMatrix, l2Normalize, recomputeInBackward, resizeBilinear } from "./ops.ts";
 export { type ParamSpec, ParamStore } from "./params.ts";
 export { formatCounts, summarize } from "./summary.ts";
 export {

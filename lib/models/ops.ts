@@ -8,6 +8,8 @@
  *   intermediates) that also hands out the batch statistics for the running-average update.
  * - `dropout2d`: whole-channel dropout whose mask comes from an injected `Rng`.
  * - `l2Normalize`: x / max(||x||_2, 1e-12) along channels, as `F.normalize` in Paddle and PyTorch.
+ * - `recomputeInBackward`: gradient checkpointing (activations of a block are recomputed in the backward
+ *   pass instead of being kept).
  *
  * All tensors are NHWC.
  */
@@ -136,4 +138,74 @@ export function l2Normalize(x: tf.Tensor4D): tf.Tensor4D {
     const norm = tf.sqrt(tf.sum(tf.square(x), -1, true));
     return tf.div(x, tf.maximum(norm, 1e-12));
   });
+}
+
+/** TF.js engine internals used by `recomputeInBackward` (tfjs-core 4.22). */
+interface EngineInternals {
+  state: { activeTape: unknown };
+  gradients(
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy?: tf.Tensor,
+    allowNoGradients?: boolean,
+  ): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] };
+}
+
+/**
+ * Gradient checkpointing. `fn(xs, recomputing)` runs once without recording its intermediate tensors for
+ * the backward pass; when the gradient is needed, it runs again under its own tape and the gradient is
+ * backpropagated through that second run. Peak memory then holds only block inputs plus one block's
+ * activations, for the price of one more forward of the block.
+ *
+ * `vars` must list every trainable variable `fn` reads. `fn` must be deterministic (no dropout) and, when
+ * `recomputing` is true, must not repeat side effects (e.g. queue BN running-statistics updates twice).
+ */
+export function recomputeInBackward(
+  fn: (xs: tf.Tensor4D[], recomputing: boolean) => tf.Tensor4D[],
+  xs: tf.Tensor4D[],
+  vars: tf.Variable[],
+): tf.Tensor4D[] {
+  let shapes: number[][] = [];
+  const flatten = (outs: tf.Tensor4D[]) => tf.concat(outs.map((o) => tf.reshape(o, [-1])));
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const ins = args.slice(0, xs.length) as tf.Tensor4D[];
+    const outs = fn(ins, false);
+    shapes = outs.map((o) => o.shape);
+    save(ins);
+    return {
+      value: flatten(outs),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        // A nested engine.gradients() would replace the outer backward pass's tape (tfjs-core keeps one
+        // active tape and clears it when a gradient computation ends), so keep it and put it back.
+        const engine = tf.engine() as unknown as EngineInternals;
+        const outerTape = engine.state.activeTape;
+        const targets: tf.Tensor[] = [...saved, ...vars];
+        try {
+          const { value, grads } = engine.gradients(
+            () => flatten(fn(saved as tf.Tensor4D[], true)),
+            targets,
+            dy,
+            true,
+          );
+          value.dispose();
+          return grads.map((g, i) => g ?? tf.zerosLike(targets[i]));
+        } finally {
+          engine.state.activeTape = outerTape;
+        }
+      },
+    };
+  });
+  const y = op(...xs, ...vars);
+  const toShape = (t: tf.Tensor, i: number) => tf.reshape(t, shapes[i] as [number, number, number, number]);
+  // (a one-way split is avoided: tfjs' SplitV gradient mishandles a single output)
+  if (shapes.length === 1) {
+    const out = toShape(y, 0) as tf.Tensor4D;
+    y.dispose();
+    return [out];
+  }
+  const parts = tf.split(y, shapes.map((s) => s.reduce((a, b) => a * b, 1)));
+  const outs = parts.map((p, i) => toShape(p, i) as tf.Tensor4D);
+  tf.dispose([y, ...parts]);
+  return outs;
 }
