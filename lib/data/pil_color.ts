@@ -17,32 +17,30 @@ export function luma(r: number, g: number, b: number): number {
   return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
 }
 
-/** `Image.blend(im1, im2, alpha)` for 8-bit data, in place into `out` (may alias `in2`). */
-function blendInto(
-  out: Uint8Array,
-  in1: (i: number) => number,
-  in2: Uint8Array,
-  alpha: number,
-): void {
-  const a = f32(alpha);
-  const n = in2.length;
-  if (a >= 0 && a <= 1) {
-    for (let i = 0; i < n; i++) {
-      const p = in1(i);
-      out[i] = f32(p + f32(a * (in2[i] - p))); // (UINT8) truncation of a value in [0, 255]
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const p = in1(i);
-      const t = f32(p + f32(a * (in2[i] - p)));
-      out[i] = t <= 0 ? 0 : t >= 255 ? 255 : t;
-    }
-  }
+/** Blend.c for one value: `in1 + alpha * (in2 - in1)` in float32, truncated (clipped when alpha > 1). */
+function blend1(p: number, q: number, a: number, extrapolate: boolean): number {
+  const t = f32(p + f32(a * (q - p)));
+  if (!extrapolate) return t; // (UINT8) truncation of a value in [0, 255] happens on the store
+  return t <= 0 ? 0 : t >= 255 ? 255 : t;
 }
 
-/** `ImageEnhance.Brightness(im).enhance(factor)`, in place. */
+/** `Image.blend(constant, im, alpha)`: one 256-entry table, then a lookup per value. */
+function blendConstant(rgb: Uint8Array, c: number, alpha: number): void {
+  const a = f32(alpha), ex = !(a >= 0 && a <= 1);
+  const lut = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) lut[v] = blend1(c, v, a, ex);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = lut[rgb[i]];
+}
+
+/** `Image.blend(degenerate, im, alpha)` with a per-value degenerate image, in place. */
+function blendArray(rgb: Uint8Array, degenerate: Uint8Array, alpha: number): void {
+  const a = f32(alpha), ex = !(a >= 0 && a <= 1);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = blend1(degenerate[i], rgb[i], a, ex);
+}
+
+/** `ImageEnhance.Brightness(im).enhance(factor)`, in place (degenerate = black). */
 export function enhanceBrightness(rgb: Uint8Array, factor: number): void {
-  blendInto(rgb, () => 0, rgb, factor);
+  blendConstant(rgb, 0, factor);
 }
 
 /** `ImageEnhance.Contrast(im).enhance(factor)`, in place (degenerate = mean luma, rounded). */
@@ -51,15 +49,16 @@ export function enhanceContrast(rgb: Uint8Array, factor: number): void {
   let sum = 0;
   for (let i = 0; i < n; i++) sum += luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
   const mean = Math.floor(sum / n + 0.5); // int(ImageStat.Stat(L).mean[0] + 0.5)
-  blendInto(rgb, () => mean, rgb, factor);
+  blendConstant(rgb, mean, factor);
 }
 
 /** `ImageEnhance.Color(im).enhance(factor)` (saturation), in place (degenerate = per-pixel luma). */
 export function enhanceColor(rgb: Uint8Array, factor: number): void {
-  const n = rgb.length / 3;
-  const gray = new Uint8Array(n);
-  for (let i = 0; i < n; i++) gray[i] = luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
-  blendInto(rgb, (i) => gray[(i / 3) | 0], rgb, factor);
+  const gray = new Uint8Array(rgb.length);
+  for (let i = 0; i < rgb.length; i += 3) {
+    gray[i] = gray[i + 1] = gray[i + 2] = luma(rgb[i], rgb[i + 1], rgb[i + 2]);
+  }
+  blendArray(rgb, gray, factor);
 }
 
 /**
@@ -95,28 +94,7 @@ export function enhanceSharpness(rgb: Uint8Array, width: number, height: number,
       }
     }
   }
-  blendInto(rgb, (i) => smooth[i], rgb, factor);
-}
-
-/** Pillow's RGB -> HSV for one pixel, written to hsv[o..o+2]. */
-function rgb2hsv(r: number, g: number, b: number, hsv: Uint8Array, o: number): void {
-  const maxc = Math.max(r, g, b), minc = Math.min(r, g, b);
-  hsv[o + 2] = maxc;
-  if (minc === maxc) {
-    hsv[o] = 0;
-    hsv[o + 1] = 0;
-    return;
-  }
-  const cr = f32(maxc - minc);
-  const s = f32(cr / maxc);
-  const rc = f32((maxc - r) / cr), gc = f32((maxc - g) / cr), bc = f32((maxc - b) / cr);
-  let h: number;
-  if (r === maxc) h = f32(bc - gc);
-  else if (g === maxc) h = f32(2.0 + rc - bc); // double arithmetic, stored to float
-  else h = f32(4.0 + gc - rc);
-  h = f32((h / 6.0 + 1.0) % 1.0); // fmod in double, stored to float
-  hsv[o] = clip8(Math.trunc(h * 255.0));
-  hsv[o + 1] = clip8(Math.trunc(s * 255.0));
+  blendArray(rgb, smooth, factor);
 }
 
 function clip8(v: number): number {
@@ -128,53 +106,57 @@ function cRound(v: number): number {
   return v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
 }
 
-/** Pillow's HSV -> RGB for one pixel. */
-function hsv2rgb(h: number, s: number, v: number, out: Uint8Array, o: number): void {
-  if (s === 0) {
-    out[o] = v;
-    out[o + 1] = v;
-    out[o + 2] = v;
-    return;
-  }
-  const i = Math.floor((h * 6.0) / 255.0);
-  const f = f32((h * 6.0) / 255.0 - i);
-  const fs = f32(s / 255.0);
-  const p = clip8(cRound(v * (1.0 - fs)));
-  const q = clip8(cRound(v * (1.0 - f32(fs * f)))); // fs * f is a float product
-  const t = clip8(cRound(v * (1.0 - fs * (1.0 - f))));
-  switch (i % 6) {
-    case 0:
-      out[o] = v, out[o + 1] = t, out[o + 2] = p;
-      break;
-    case 1:
-      out[o] = q, out[o + 1] = v, out[o + 2] = p;
-      break;
-    case 2:
-      out[o] = p, out[o + 1] = v, out[o + 2] = t;
-      break;
-    case 3:
-      out[o] = p, out[o + 1] = q, out[o + 2] = v;
-      break;
-    case 4:
-      out[o] = t, out[o + 1] = p, out[o + 2] = v;
-      break;
-    default:
-      out[o] = v, out[o + 1] = p, out[o + 2] = q;
-  }
-}
-
 /**
  * PaddleSeg `functional.hue(im, ...)` with a drawn delta, in place:
  * `hsv = np.array(im.convert('HSV')); hsv[..., 0] = hsv[..., 0] + delta; Image.fromarray(hsv, 'HSV').convert('RGB')`.
  * The float -> uint8 store truncates toward zero and wraps (numpy's cast on x86-64), so the hue is circular.
+ * Pillow's rgb2hsv and hsv2rgb (Convert.c) are written out inline: this loop is the hottest of RandomDistort.
  */
 export function shiftHue(rgb: Uint8Array, delta: number): void {
-  const n = rgb.length / 3;
-  const hsv = new Uint8Array(3);
-  for (let i = 0; i < n; i++) {
-    const o = 3 * i;
-    rgb2hsv(rgb[o], rgb[o + 1], rgb[o + 2], hsv, 0);
-    const h = Math.trunc(hsv[0] + delta) & 255;
-    hsv2rgb(h, hsv[1], hsv[2], rgb, o);
+  for (let o = 0; o < rgb.length; o += 3) {
+    const r = rgb[o], g = rgb[o + 1], b = rgb[o + 2];
+    const maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
+    const minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    if (minc === maxc) continue; // gray: s = 0, so HSV -> RGB gives (v, v, v) back whatever the hue
+    // rgb2hsv (Convert.c), float32 where C uses float
+    const cr = f32(maxc - minc);
+    const sat = f32(cr / maxc);
+    const rc = f32((maxc - r) / cr), gc = f32((maxc - g) / cr), bc = f32((maxc - b) / cr);
+    let h = r === maxc ? f32(bc - gc) : g === maxc ? f32(2.0 + rc - bc) : f32(4.0 + gc - rc);
+    const x = h / 6.0 + 1.0; // in [5/6, 11/6): fmod(x, 1.0) is x - 1 or x, exactly
+    h = f32(x >= 1 ? x - 1 : x);
+    const hu = clip8(Math.trunc(h * 255.0)), s8 = clip8(Math.trunc(sat * 255.0));
+    const hh = Math.trunc(hu + delta) & 255;
+    if (s8 === 0) {
+      rgb[o] = rgb[o + 1] = rgb[o + 2] = maxc;
+      continue;
+    }
+    // hsv2rgb (Convert.c)
+    const v = maxc;
+    const i = Math.floor((hh * 6.0) / 255.0);
+    const f = f32((hh * 6.0) / 255.0 - i);
+    const fs = f32(s8 / 255.0);
+    const p = clip8(cRound(v * (1.0 - fs)));
+    const q = clip8(cRound(v * (1.0 - f32(fs * f))));
+    const t = clip8(cRound(v * (1.0 - fs * (1.0 - f))));
+    switch (i % 6) {
+      case 0:
+        rgb[o] = v, rgb[o + 1] = t, rgb[o + 2] = p;
+        break;
+      case 1:
+        rgb[o] = q, rgb[o + 1] = v, rgb[o + 2] = p;
+        break;
+      case 2:
+        rgb[o] = p, rgb[o + 1] = v, rgb[o + 2] = t;
+        break;
+      case 3:
+        rgb[o] = p, rgb[o + 1] = q, rgb[o + 2] = v;
+        break;
+      case 4:
+        rgb[o] = t, rgb[o + 1] = p, rgb[o + 2] = v;
+        break;
+      default:
+        rgb[o] = v, rgb[o + 1] = p, rgb[o + 2] = q;
+    }
   }
 }
