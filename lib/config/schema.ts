@@ -378,6 +378,9 @@ const testConfigSchema = z.strictObject({
 
 const trainSchema = z.strictObject({
   grad_accum: posInt().default(1).describe("micro-batches of batch_size accumulated per optimizer step"),
+  lr_scaling: z.enum(["none", "linear"]).default("none").describe(
+    "learning-rate rule for an effective batch other than the reference's 8: none, or linear (lr x E/8)",
+  ),
   log_iters: posInt().default(10).describe("log every N iterations"),
   save_interval: posInt().default(1000).describe(
     "checkpoint (and evaluate, with do_eval) every N iterations",

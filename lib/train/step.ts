@@ -43,6 +43,17 @@ export interface StepResult {
   diagnostics: LossDiagnostics[];
 }
 
+/** The loss became NaN or Inf; thrown before the update, so the model keeps its last good weights. */
+export class NonFiniteLossError extends Error {
+  constructor(readonly iter: number, readonly loss: number, readonly lr: number) {
+    super(
+      `loss is ${loss} at iteration ${iter} (lr ${lr.toPrecision(4)}): training stopped before the update. ` +
+        "Lower the learning rate, check the labels (deno task check-data), or resume from the last checkpoint.",
+    );
+    this.name = "NonFiniteLossError";
+  }
+}
+
 /** Tensors from a host batch; the caller disposes them. */
 export function batchTensors(b: MicroBatch): { x: tf.Tensor4D; y: tf.Tensor3D } {
   const [n, h, w] = b.shape;
@@ -102,9 +113,15 @@ export function trainStep(micro: MicroBatch[], ctx: StepContext): StepResult {
       }
     }
   }
+  const loss = lossSum / micro.length;
+  if (!Number.isFinite(loss)) {
+    // stop before the update: the weights in memory stay those of the last good step
+    for (const g of Object.values(summed!)) g.dispose();
+    throw new NonFiniteLossError(ctx.iter + 1, loss, ctx.lr);
+  }
   ctx.optimizer.step(ctx.model.trainableWeights(), summed!, ctx.lr);
   for (const g of Object.values(summed!)) g.dispose();
-  return { loss: lossSum / micro.length, diagnostics };
+  return { loss, diagnostics };
 }
 
 /** Splits a host batch of N images into micro-batches of `size` images (for gradient accumulation). */

@@ -108,7 +108,7 @@ export class Progress {
       const width = 24;
       const full = Math.round(frac * width);
       bar = `[${"#".repeat(full)}${".".repeat(width - full)}] ${(frac * 100).toFixed(1).padStart(5)}% `;
-      eta = ` ETA ${formatDuration((total - this.#done) / Math.max(rate, 1e-9))}`;
+      eta = ` ETA ${rate > 0 ? formatDuration((total - this.#done) / rate) : "?"}`;
     }
     const count = total > 0 ? `${fmt(this.#done)}/${fmt(total)}` : fmt(this.#done);
     return `${label} ${bar}${count} ${rateStr}${eta}${extra ? "  " + extra : ""}`;
