@@ -3,12 +3,14 @@
  * synthetic dataset and the dataset check. Knows nothing about models.
  *
  * Typical use (trainer):
- *   const ds = await openDataset(config.train_dataset);            // plain, serialisable description
- *   await checkDataset(ds, { sample: 16 }).then(assertCheckPassed); // fast check on start
+ *   const ds = await openDataset(config.train_dataset);  // plain, serialisable description (synthetic: made if needed)
+ *   await checkOnStart(ds);                               // sampled label check; throws DataError with the fix
  *   const loader = new DataLoader(ds, { batchSize: 2, seed, state }); // workers decode + augment ahead
- *   const batch = await loader.next();  // {image: Float32Array [N,H,W,3], label: Int32Array [N,H,W], ...}
+ *   const batch = await loader.next();  // {image: Float32Array [N,H,W,3], label: Int32Array [N,H,W], shape, ...}
+ *   // tf.tensor4d(batch.image, [...batch.shape, 3]); tf.tensor3d(batch.label, batch.labelShape, "int32")
  *   checkpoint.loader = loader.state(); // {seed, epoch, batch}
  *   loader.close();
+ * Evaluation: `for await (const b of new DataLoader(valDs, { batchSize: 1 }).epoch())` (labels at full size).
  */
 import { type Mode, openCityscapes, openListDataset, type SegDataset } from "./dataset.ts";
 import { openSyntheticCityscapes } from "./synthetic.ts";
