@@ -204,7 +204,7 @@ for (const publicCode of [false, true]) {
     assert(Math.abs(r.value - want) <= 1e-5 * want, `memory loss ${r.value} vs float64 ${want}`);
     assertEquals(r.diag.memory!.contrastSetSize, 20);
     assert(r.grad.every(Number.isFinite));
-    // the batch was enqueued after the loss (two runs: value and gradient each call the loss once)
+    // the batch was enqueued after the loss
     const st = bank.getState();
     assert(st.segmentPtr.some((p, c) => p !== state0.segmentPtr[c]), "segment pointers moved");
     if (!publicCode) assertEquals(st.segmentPtr[0], 1, "class 0 enqueued once (image 0)");
