@@ -84,6 +84,10 @@ export async function validate(
     classNames: ds.classNames ?? undefined,
     progress: o.progress,
     ...evalModeFromConfig(config),
-    ...(o.exportsDir ? { exports: { dir: o.exportsDir } } : {}),
+    // exported like PaddleSeg's val.py: trainId PNGs and overlays, plus labelId PNGs (the official
+    // evaluator's input) for datasets in the Cityscapes layout
+    ...(o.exportsDir
+      ? { exports: { dir: o.exportsDir, labelIds: ds.type !== "Dataset", overlay: true } }
+      : {}),
   });
 }
