@@ -244,8 +244,22 @@ export interface SyntheticDatasetOptions extends Partial<SyntheticParams> {
  * Makes sure the synthetic dataset exists: generates the tar if needed, unpacks it into dataset_root if
  * needed (replacing a folder unpacked from another tar). Returns the paths.
  */
-export async function ensureSyntheticCityscapes(
+export function ensureSyntheticCityscapes(
   o: SyntheticDatasetOptions = {},
+): Promise<{ root: string; archive: string; generated: boolean; unpacked: boolean }> {
+  // one preparation at a time per dataset folder in this process (train and val datasets are often
+  // opened together and name the same folder)
+  const key = path.resolve(o.dataset_root ?? SYNTHETIC_DEFAULT_ROOT);
+  const prev = inFlight.get(key) ?? Promise.resolve();
+  const next = prev.catch(() => {}).then(() => ensureUnlocked(o));
+  inFlight.set(key, next);
+  return next;
+}
+
+const inFlight = new Map<string, Promise<unknown>>();
+
+async function ensureUnlocked(
+  o: SyntheticDatasetOptions,
 ): Promise<{ root: string; archive: string; generated: boolean; unpacked: boolean }> {
   const root = o.dataset_root ?? SYNTHETIC_DEFAULT_ROOT;
   const archive = o.archive ?? syntheticTarPath(root);

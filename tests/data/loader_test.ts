@@ -200,3 +200,20 @@ Deno.test({
     for (const rare of [6, 12, 16, 17]) assert(share[rare] < 0.01, `class ${rare} rare: ${share[rare]}`);
   },
 });
+
+Deno.test("train and val synthetic datasets opened together share one preparation", async () => {
+  const dir = await tmpDir("pc-loader-par-");
+  const o = {
+    type: "SyntheticCityscapes",
+    dataset_root: path.join(dir, "syn"),
+    num_train: 2,
+    num_val: 1,
+    size: [48, 24] as [number, number],
+  };
+  const [tr, va] = await Promise.all([
+    openDataset({ ...o, mode: "train" }, { progress: false }),
+    openDataset({ ...o, mode: "val" }, { progress: false }),
+  ]);
+  assertEquals([tr.items.length, va.items.length], [2, 1]);
+  assertEquals(tr.type, "SyntheticCityscapes");
+});
