@@ -381,6 +381,9 @@ const trainSchema = z.strictObject({
   lr_scaling: z.enum(["none", "linear"]).default("none").describe(
     "learning-rate rule for an effective batch other than the reference's 8: none, or linear (lr x E/8)",
   ),
+  recompute: z.boolean().default(false).describe(
+    "gradient checkpointing of the backbone: about half the training memory for ~1.5x the time",
+  ),
   log_iters: posInt().default(10).describe("log every N iterations"),
   save_interval: posInt().default(1000).describe(
     "checkpoint (and evaluate, with do_eval) every N iterations",

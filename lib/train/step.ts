@@ -34,6 +34,8 @@ export interface StepContext {
   diagnostics?: boolean;
   /** Also measure each term's gradient norm (an extra backward on the anchors). */
   gradientShare?: boolean;
+  /** Gradient checkpointing of the backbone (less memory, more time). */
+  recompute?: boolean;
 }
 
 export interface StepResult {
@@ -81,7 +83,7 @@ export function trainStep(micro: MicroBatch[], ctx: StepContext): StepResult {
     const { x, y } = batchTensors(mb);
     let diag: LossDiagnostics | null = null;
     const { value, grads } = ctx.model.variableGrads(() => {
-      const out = ctx.model.forward(x, { training: true, rng: ctx.rng });
+      const out = ctx.model.forward(x, { training: true, rng: ctx.rng, recompute: ctx.recompute ?? false });
       const r = segmentationLoss(
         { logitsUp: out.logitsUp, logits4: out.logits4, embed: out.embed, labels: y },
         ctx.loss,
