@@ -14,7 +14,14 @@
  */
 import { type Tensor1D, type Tensor2D, tf } from "../backend/tf.ts";
 import type { Rng } from "../util/rng.ts";
-import { type ContrastiveOptions, infoNceRowSums, NEG_BIG, rowWeights } from "./infonce.ts";
+import {
+  type ContrastiveOptions,
+  crossSimilarity,
+  gram,
+  infoNceRowSums,
+  NEG_BIG,
+  rowWeights,
+} from "./infonce.ts";
 import type { MiningMode } from "./options.ts";
 
 type Scalar = tf.Scalar;
@@ -120,7 +127,7 @@ export function memoryPlan(
     throw new Error("losses/contrast_plan: semi_hard mining needs an Rng");
   }
   // Rank pairs by cosine similarity (constants: the mining is a selection, not differentiated).
-  const sim = tf.tidy(() => tf.matMul(anchors, contrast, false, true));
+  const sim = tf.tidy(() => tf.matMul(anchors, tf.transpose(contrast)));
   const negScores = tf.tidy(() => tf.add(sim, tf.mul(same, -NEG_BIG))) as Tensor2D; // negatives: similarity
   const posScores = tf.tidy(() => tf.add(tf.neg(sim), tf.mul(tf.sub(1, posAll), -NEG_BIG))) as Tensor2D; // positives: −sim
   sim.dispose();
@@ -199,8 +206,8 @@ export function planLoss(
   // no row with a positive: exactly 0, still connected to the rows so that gradients are defined (zeros)
   if (plan.validRows === 0) return tf.tidy(() => tf.mul(tf.sum(rows), 0) as Scalar);
   return tf.tidy(() => {
-    const c = plan.contrast ?? rows;
-    let s = tf.div(tf.matMul(rows, c, false, true), temperature) as Tensor2D;
+    const sim = plan.contrast ? crossSimilarity(rows, plan.contrast) : gram(rows);
+    let s = tf.div(sim, temperature) as Tensor2D;
     // the references' stabilisation; the log-domain form does not need it (kept for the invariance test)
     if (subtractRowMax) s = tf.sub(s, tf.max(s, 1, true));
     const negBias = tf.mul(tf.sub(plan.neg, 1), NEG_BIG) as Tensor2D; // 0 on negatives, −1e9 elsewhere
@@ -212,7 +219,7 @@ export function planLoss(
 /** [2]: Σ cos over positive pairs and over negative pairs (diagnostics). */
 export function planSimilaritySums(rows: Tensor2D, plan: ContrastPlan): Tensor1D {
   return tf.tidy(() => {
-    const cos = tf.matMul(rows, plan.contrast ?? rows, false, true);
+    const cos = tf.matMul(rows, tf.transpose(plan.contrast ?? rows));
     return tf.stack([tf.sum(tf.mul(plan.pos, cos)), tf.sum(tf.mul(plan.neg, cos))]) as Tensor1D;
   });
 }

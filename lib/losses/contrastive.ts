@@ -14,7 +14,7 @@
  */
 import { type Tensor1D, type Tensor2D, type Tensor3D, tf } from "../backend/tf.ts";
 import { disposePlan, inBatchPlan, planLoss, planSimilaritySums } from "./contrast_plan.ts";
-import { type ContrastiveOptions, infoNceRowSums, NEG_BIG } from "./infonce.ts";
+import { type ContrastiveOptions, gram, infoNceRowSums, NEG_BIG } from "./infonce.ts";
 
 export { type ContrastiveOptions, infoNce, infoNceRowSums, NEG_BIG, rowWeights } from "./infonce.ts";
 
@@ -79,7 +79,7 @@ export function contrastivePerRow(
   return tf.tidy(() => {
     const lab = tf.tensor1d(rowLabels, "int32");
     const same = tf.cast(tf.equal(tf.reshape(lab, [R, 1]), tf.reshape(lab, [1, R])), "float32") as Tensor2D;
-    const s = tf.div(tf.matMul(rows, rows, false, true), options.temperature) as Tensor2D;
+    const s = tf.div(gram(rows), options.temperature) as Tensor2D;
     const sums = infoNceRowSums(s, tf.sub(same, tf.eye(R)) as Tensor2D, tf.mul(same, -NEG_BIG) as Tensor2D);
     return tf.mul(sums, tf.tensor1d(scale)) as Tensor1D;
   });

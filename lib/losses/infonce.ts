@@ -43,3 +43,34 @@ export function rowWeights(
   for (let r = 0; r < posCount.length; r++) if (posCount[r] > 0) w[r] = scale / (posCount[r] * valid);
   return { w, valid };
 }
+
+/**
+ * Similarity matrices as plain (non-transposed) matmuls with an explicit transpose: tfjs-wasm runs
+ * matMul with transposeA/transposeB 7-14x slower than without. `gram(x)` = x·xᵀ with gradient
+ * (g + gᵀ)·x; `crossSimilarity(a, b)` = a·bᵀ with gradients g·b and gᵀ·a.
+ */
+export function gram(x: Tensor2D): Tensor2D {
+  const f = tf.customGrad((xi, save) => {
+    (save as tf.GradSaveFunc)([xi as Tensor2D]);
+    return {
+      value: tf.matMul(xi as Tensor2D, tf.transpose(xi as Tensor2D)),
+      gradFunc: (g, saved) =>
+        tf.matMul(tf.add(g as Tensor2D, tf.transpose(g as Tensor2D)), saved[0] as Tensor2D),
+    };
+  });
+  return f(x) as Tensor2D;
+}
+
+export function crossSimilarity(a: Tensor2D, b: Tensor2D): Tensor2D {
+  const f = tf.customGrad((ai, bi, save) => {
+    (save as tf.GradSaveFunc)([ai as Tensor2D, bi as Tensor2D]);
+    return {
+      value: tf.matMul(ai as Tensor2D, tf.transpose(bi as Tensor2D)),
+      gradFunc: (g, saved) => [
+        tf.matMul(g as Tensor2D, saved[1] as Tensor2D),
+        tf.matMul(tf.transpose(g as Tensor2D), saved[0] as Tensor2D),
+      ],
+    };
+  });
+  return f(a, b) as Tensor2D;
+}

@@ -280,7 +280,7 @@ export class MemoryBank {
           tf.oneHot(tf.tensor1d(assign.subarray(b * P, (b + 1) * P), "int32"), C),
           "float32",
         );
-        parts.push(tf.matMul(oneHot as Tensor2D, tf.slice(flat, [b * P, 0], [P, D]), true, false)); // [C, D]
+        parts.push(tf.matMul(tf.transpose(oneHot as Tensor2D), tf.slice(flat, [b * P, 0], [P, D]))); // [C, D]
       }
       const sums = tf.concat(parts, 0); // [N·C, D]
       const pix = tf.gather(flat, tf.tensor1d(Int32Array.from(pixelPos), "int32"));

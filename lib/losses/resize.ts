@@ -39,18 +39,14 @@ export function resizeBilinearLogits(
     value: tf.image.resizeBilinear(xi as tf.Tensor4D, size, alignCorners, !alignCorners),
     gradFunc: (dy) =>
       tf.tidy(() => {
-        const mh = tf.tensor2d(bilinearMatrix(h, H, alignCorners), [H, h]);
-        const mw = tf.tensor2d(bilinearMatrix(w, W, alignCorners), [W, w]);
+        // transposed matrices built on the host (matMul with transposeA is slow on wasm)
+        const mhT = tf.transpose(tf.tensor2d(bilinearMatrix(h, H, alignCorners), [H, h]));
+        const mwT = tf.transpose(tf.tensor2d(bilinearMatrix(w, W, alignCorners), [W, w]));
         // rows: [H, N·W·C] → M_hᵀ → [h, N·W·C]
-        let t = tf.matMul(
-          mh,
-          tf.reshape(tf.transpose(dy as tf.Tensor4D, [1, 0, 2, 3]), [H, n * W * c]),
-          true,
-          false,
-        );
+        let t = tf.matMul(mhT, tf.reshape(tf.transpose(dy as tf.Tensor4D, [1, 0, 2, 3]), [H, n * W * c]));
         // columns: [W, h·N·C] → M_wᵀ → [w, h·N·C]
         t = tf.reshape(tf.transpose(tf.reshape(t, [h, n, W, c]), [2, 0, 1, 3]), [W, h * n * c]);
-        t = tf.matMul(mw, t, true, false);
+        t = tf.matMul(mwT, t);
         return tf.transpose(tf.reshape(t, [w, h, n, c]), [2, 1, 0, 3]);
       }),
   }));
