@@ -1,5 +1,5 @@
 /**
- * `deno task bench backends [--reps N] [--backends a,b] [--no-torch] [--install-torch] [--quick]`
+ * `deno task bench backends [--reps N] [--backends a,b] [--no-torch] [--install-torch] [--quick] [--step-budget S]`
  *
  * Convolution forward + backward (y = conv2d(x, w); dx and dW from dy) throughput on HRNet-W48-like shapes, for
  * every available TensorFlow.js backend and for PyTorch CPU on the same shapes in the same run. Steps are
@@ -235,6 +235,9 @@ interface Contender {
   times: number[][];
 }
 
+/** Repeats for contenders that had to be measured on a smaller input (the pure-JS cpu backend, software GPUs). */
+const SLOW_REPS = 3;
+
 function stats(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   const med = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -250,7 +253,7 @@ export async function run(args: string[]): Promise<void> {
       "no-torch": { type: "boolean", default: false },
       "install-torch": { type: "boolean", default: false },
       quick: { type: "boolean", default: false },
-      "cpu-budget": { type: "string", default: "8" },
+      "step-budget": { type: "string", default: "5" },
     },
   });
   const reps = Math.max(1, Number(values.reps));
@@ -325,21 +328,25 @@ export async function run(args: string[]): Promise<void> {
   }
   for (const s of skipped) console.log(`  not measured: ${s}`);
 
-  // size each tfjs contender's shapes: shrink spatially when one full-size step would exceed the budget
-  const budget = Number(values["cpu-budget"]);
+  // size each tfjs contender's shapes: a probe at 1/8 of the height and width bounds the full-size step time
+  // (from above: fixed per-step costs are scaled up too); if that exceeds the budget, measure a smaller input
+  const budget = Number(values["step-budget"]);
   for (const c of contenders.filter((c) => c.kind === "tfjs")) {
     await tf.setBackend(c.backend!);
     c.cases = [];
+    // only the pure-JS cpu backend and WebGPU (possibly a software adapter) can be too slow for full size
+    const mayShrink = c.backend === "cpu" || c.backend === "webgpu";
     for (const s of shapes) {
-      let use = s;
-      const probe = makeCase(shrink(s, 8));
-      await tfStep(probe); // warm-up (kernel compilation on webgpu)
-      const est = (await tfStep(probe)) * (s.h * s.w) / (probe.shape.h * probe.shape.w);
-      tf.dispose([probe.x, probe.dy]);
-      if (est > budget) {
-        const f = Math.min(16, Math.ceil(Math.sqrt(est / budget)) * 2);
-        use = shrink(s, f);
+      let est = 0;
+      if (mayShrink) {
+        const probe = makeCase(shrink(s, 8));
+        await tfStep(probe); // warm-up (kernel compilation on webgpu)
+        est = (await tfStep(probe)) * (s.h * s.w) / (probe.shape.h * probe.shape.w);
+        tf.dispose([probe.x, probe.dy]);
       }
+      const use = est <= budget
+        ? s
+        : shrink(s, Math.min(16, Math.max(2, Math.ceil(Math.sqrt(est / budget)))));
       const tc = makeCase(use);
       await tfStep(tc); // warm-up at the measured size
       c.cases.push(tc);
@@ -352,6 +359,7 @@ export async function run(args: string[]): Promise<void> {
     for (let i = 0; i < shapes.length; i++) {
       for (const c of contenders) {
         if (c.kind === "torch") c.times[i].push(await torch!.step(i, c.threads));
+        else if (c.shapes[i] !== shapes[i] && r >= SLOW_REPS) continue; // shrunk = slow: fewer repeats
         else {
           await tf.setBackend(c.backend!);
           c.times[i].push(await tfStep(c.cases![i]));
@@ -386,7 +394,11 @@ export async function run(args: string[]): Promise<void> {
       const same = c.threads > 0 ? torchGf(Math.min(c.threads, allCores)) : undefined;
       const all = torchGf(allCores) ?? torchGf(1);
       const shrunk = m.h !== s.h ? ` @${m.h}x${m.w}*` : "";
-      const thr = c.threads === 0 ? "gpu" : c.label === "tensorflow" ? `${c.threads}?` : String(c.threads);
+      const thr = c.threads === 0
+        ? "gpu"
+        : c.label === "tensorflow"
+        ? `all(${c.threads})`
+        : String(c.threads);
       console.log(
         `  ${(c.label + shrunk).padEnd(22)}${thr.padStart(8)}${(st.median * 1000).toFixed(1).padStart(11)}` +
           `${`${(st.min * 1000).toFixed(1)}-${(st.max * 1000).toFixed(1)}`.padStart(17)}${
@@ -410,7 +422,7 @@ export async function run(args: string[]): Promise<void> {
   }
   console.log(
     `\nthreads: pytorch as set by torch.set_num_threads; wasm runs XNNPACK single-threaded (tfjs-backend-wasm has` +
-      ` no threads under Deno); tensorflow ("${cores}?") uses libtensorflow's default intra-op pool (all cores).` +
+      ` no threads under Deno); tensorflow uses libtensorflow's default intra-op pool (all ${cores} cores).` +
       `\n'*' = measured on a spatially smaller input because one full-size step would exceed ${budget} s;` +
       ` GFLOP/s are for the size measured. ${torchNote}`,
   );
