@@ -240,37 +240,7 @@ export async function probeBackends(): Promise<BackendAvailability[]> {
 }
 
 /** A tiny module with one SIMD instruction (same probe as tfjs-backend-wasm's WASM_HAS_SIMD_SUPPORT). */
-const SIMD_PROBE = new Uint8Array([
-  0,
-  97,
-  115,
-  109,
-  1,
-  0,
-  0,
-  0,
-  1,
-  4,
-  1,
-  96,
-  0,
-  0,
-  3,
-  2,
-  1,
-  0,
-  10,
-  9,
-  1,
-  7,
-  0,
-  65,
-  0,
-  253,
-  15,
-  26,
-  11,
-]);
+const SIMD_PROBE = Uint8Array.from(atob("AGFzbQEAAAABBAFgAAADAgEACgkBBwBBAP0PGgs="), (c) => c.charCodeAt(0));
 
 // ---------------------------------------------------------------------------------------------------------
 // Initialisation
