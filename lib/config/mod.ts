@@ -32,7 +32,7 @@ export {
   type BackboneType,
   type BackendChoice,
   BACKENDS,
-  CE_WEIGHT_PRESETS,
+  CE_WEIGHT_PRESET_SIZES,
   CITYSCAPES_IGNORE_INDEX,
   CITYSCAPES_NUM_CLASSES,
   type Config,

@@ -11,8 +11,7 @@
  *
  * Derived values are filled in here so that consumers never repeat the rule: `model.num_classes` and
  * every loss's `ignore_index` come from the dataset (PaddleSeg's sync rules), `model.bb_channels` from
- * the backbone, `loss.coef` broadcasting, `train.eval_interval`, `test_config.scales` as a list and
- * named class-weight presets as numbers.
+ * the backbone, `loss.coef` broadcasting, `train.eval_interval`, and `test_config.scales` as a list.
  */
 import { z } from "zod";
 
@@ -48,34 +47,13 @@ export const CITYSCAPES_NUM_CLASSES = 19;
 export const CITYSCAPES_IGNORE_INDEX = 255;
 
 /**
- * Named CE class-weight presets. `torch_cityscapes`: the official PyTorch code's Cityscapes weights
- * (`loss.params.ce_weight` in tfzhou/ContrastiveSeg `configs/cityscapes/H_48_D_4.json`; method.md §3).
+ * Named CE class-weight presets and their class counts. The weights themselves live with the loss
+ * (lib/losses/options.ts `CE_WEIGHT_PRESETS`), which resolves the name; the config only checks the count.
+ * `torch_cityscapes`: the official PyTorch code's Cityscapes weights (method.md §3).
  */
-export const CE_WEIGHT_PRESETS = {
-  torch_cityscapes: [
-    0.8373,
-    0.918,
-    0.866,
-    1.0345,
-    1.0166,
-    0.9969,
-    0.9754,
-    1.0489,
-    0.8786,
-    1.0023,
-    0.9539,
-    0.9843,
-    1.1116,
-    0.9037,
-    1.0865,
-    1.0955,
-    1.0865,
-    1.1529,
-    1.0507,
-  ],
-} as const;
-type WeightPreset = keyof typeof CE_WEIGHT_PRESETS;
-const WEIGHT_PRESETS = Object.keys(CE_WEIGHT_PRESETS) as [WeightPreset, ...WeightPreset[]];
+export const CE_WEIGHT_PRESET_SIZES = { torch_cityscapes: 19 } as const;
+type WeightPreset = keyof typeof CE_WEIGHT_PRESET_SIZES;
+const WEIGHT_PRESETS = Object.keys(CE_WEIGHT_PRESET_SIZES) as [WeightPreset, ...WeightPreset[]];
 
 // ---------------------------------------------------------------------------------------------------
 // small building blocks
@@ -490,7 +468,7 @@ function checkConfig(c: BaseConfig, ctx: Ctx): void {
       );
     }
     if (t.type === "CrossEntropyLoss" && t.weight !== undefined && numClasses !== undefined) {
-      const n = typeof t.weight === "string" ? CE_WEIGHT_PRESETS[t.weight].length : t.weight.length;
+      const n = typeof t.weight === "string" ? CE_WEIGHT_PRESET_SIZES[t.weight] : t.weight.length;
       if (n !== numClasses) {
         issue(
           ["loss", "types", i, "weight"],
@@ -573,9 +551,7 @@ function resolveConfig(c: BaseConfig) {
           ? {
             type: t.type,
             ignore_index: t.ignore_index ?? ignoreIndex,
-            ...(t.weight === undefined
-              ? {}
-              : { weight: typeof t.weight === "string" ? [...CE_WEIGHT_PRESETS[t.weight]] : t.weight }),
+            ...(t.weight === undefined ? {} : { weight: t.weight }),
           }
           : { ...t, ignore_index: t.ignore_index ?? ignoreIndex }
       ),

@@ -166,6 +166,8 @@ Deno.test("flags map onto config keys", async () => {
   assertEquals(c.seed, 3);
   deepStrictEqual(c.train, {
     grad_accum: 2,
+    lr_scaling: "none",
+    recompute: false,
     log_iters: 2,
     save_interval: 5,
     keep_checkpoint_max: 1,
