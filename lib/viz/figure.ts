@@ -157,10 +157,21 @@ export function figureMimeBundle(fig: Figure, opts: { forceInline?: boolean } = 
     bundleSent = true;
   }
   return {
-    [PLOTLY_MIME]: fig.toJSON(),
+    [PLOTLY_MIME]: plotlyMimeJson(fig),
     "text/html": figureHtml(fig, mode),
     "text/plain": fig.toString(),
   };
+}
+
+/**
+ * The `application/vnd.plotly.v1+json` part: the figure without `config.responsive`. jupyterlab-plotly
+ * resizes its plots itself (on widget resize); with `responsive` plotly.js sizes the plot to 100 % of the
+ * renderer's node, which has no height of its own, and the plot collapsed to 0 px in JupyterLab
+ * (seen by `deno task nb:check`). The HTML part keeps it: there the figure's div has a fixed height.
+ */
+export function plotlyMimeJson(fig: Figure): PlotlyFigureSpec {
+  const { responsive: _drop, ...config } = fig.config;
+  return { data: fig.data, layout: fig.layout, config };
 }
 
 let figureCounter = 0;

@@ -11,5 +11,8 @@ export * from "./overlay.ts";
 export * from "./embedding.ts";
 export * from "./embedding_figure.ts";
 export * from "./display.ts";
+export * from "./notebook.ts";
 export * from "./report.ts";
+export * from "./tables.ts";
+export * from "./dataset_figures.ts";
 export { PLOTLY_VERSION, plotlyBundlePath, plotlyBundleVersion } from "./plotly_bundle.ts";

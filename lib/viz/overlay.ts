@@ -72,7 +72,7 @@ export function blendLabels(
   return out;
 }
 
-/** Marks pixels where prediction ≠ ground truth (ignored pixels black, correct dark grey, errors white). */
+/** Marks pixels where prediction ≠ ground truth (ignored pixels black, correct dark grey, errors red). */
 export function errorMap(gt: ArrayLike<number>, pred: ArrayLike<number>, ignoreIndex = 255): Uint8Array {
   checkSize("errorMap: prediction", pred.length, gt.length);
   const out = new Uint8Array(gt.length * 3);
@@ -134,7 +134,7 @@ export function overlayFigure(
     panels.push({ title: "prediction", rgb: blendLabels(image, labels.prediction, pal, alpha, ign) });
   }
   if (opts.errors && labels.groundTruth && labels.prediction) {
-    panels.push({ title: "errors (white)", rgb: errorMap(labels.groundTruth, labels.prediction, ign) });
+    panels.push({ title: "errors (red)", rgb: errorMap(labels.groundTruth, labels.prediction, ign) });
   }
   const g = grid(1, panels.length, { titles: panels.map((p) => p.title), hgap: 0.015 });
   const data: PlotlyTrace[] = panels.map((p, i) => ({

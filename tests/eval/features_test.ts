@@ -1,0 +1,144 @@
+/**
+ * lib/eval/features.ts: labels on the stride-4 grid, class-balanced seeded pixel selection, feature
+ * gathering (checked against the full feature map), errors, and no tensor leaks. Tiny HRNet, small images.
+ */
+import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
+import { initBackend } from "../../lib/backend/mod.ts";
+import { tf } from "../../lib/backend/tf.ts";
+import { buildModel } from "../../lib/models/mod.ts";
+import type { EvalSample } from "../../lib/eval/evaluate.ts";
+import {
+  extractPixelFeatures,
+  featureGrid,
+  featureMap,
+  labelsOnGrid,
+  modelKind,
+  selectPixels,
+} from "../../lib/eval/features.ts";
+import { Rng } from "../../lib/util/rng.ts";
+import type { Config } from "../../lib/config/mod.ts";
+
+await initBackend();
+
+/** Samples with random images and blocky labels (classes 0..5, some 255), sizes not multiples of 4. */
+function samples(sizes: Array<[number, number]>, seed = 1): EvalSample[] {
+  const rng = new Rng(seed);
+  return sizes.map(([h, w], k) => {
+    const image = new Float32Array(h * w * 3).map(() => rng.next() * 2 - 1);
+    const label = new Uint8Array(h * w);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) label[y * w + x] = (x + y) % 11 === 0 ? 255 : (Math.floor(x / 5) + k) % 6;
+    }
+    return { image, height: h, width: w, label, name: `img${k}` };
+  });
+}
+
+Deno.test("labelsOnGrid takes label[4i, 4j] (and scales when the label size differs)", () => {
+  const h = 10, w = 13;
+  const label = Uint8Array.from({ length: h * w }, (_, i) => i % 251);
+  const g = labelsOnGrid(label, h, w, h, w);
+  assertEquals(featureGrid(h, w), [3, 4]);
+  assertEquals(g.length, 12);
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 4; j++) assertEquals(g[i * 4 + j], label[4 * i * w + 4 * j]);
+  }
+  // label at half the image size: row floor(4i * 5 / 10) = 2i
+  const half = Uint8Array.from({ length: 5 * 7 }, (_, i) => i);
+  const g2 = labelsOnGrid(half, 5, 7, 10, 14);
+  assertEquals(g2[1 * 4 + 1], half[2 * 7 + 2]);
+  assertThrows(() => labelsOnGrid(label, h, w + 1, h, w), "expected 10x14");
+});
+
+Deno.test("featureGrid matches the backbone's stride-4 map for sizes that are not multiples of 4", () => {
+  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }, new Rng(0));
+  try {
+    for (const [h, w] of [[34, 18], [32, 20], [37, 23]] as const) {
+      const shape = tf.tidy(() => featureMap(model, tf.zeros([1, h, w, 3]) as tf.Tensor4D, "decoder").shape);
+      assertEquals([shape[1], shape[2]], featureGrid(h, w), `${h}x${w}`);
+    }
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("selectPixels: class-balanced, seeded, never ignored cells, availability counted", async () => {
+  const s = samples([[34, 18], [32, 20], [37, 23]]);
+  const sel = await selectPixels(s, { perClass: 5, seed: 7 });
+  // availability computed independently from the grid labels
+  const counts = new Array(6).fill(0);
+  const grids = s.map((x) => labelsOnGrid(x.label, x.height, x.width, x.height, x.width));
+  for (const g of grids) for (const v of g) if (v !== 255) counts[v]++;
+  assertEquals(sel.available, counts);
+  const per = new Array(6).fill(0);
+  for (let r = 0; r < sel.labels.length; r++) {
+    const img = sel.image[r], cell = sel.cell[r];
+    assertEquals(grids[img][cell], sel.labels[r], `row ${r}: label at its cell`);
+    assert(sel.labels[r] !== 255);
+    per[sel.labels[r]]++;
+  }
+  assertEquals(per, counts.map((c) => Math.min(5, c)));
+  assertEquals(sel.names, ["img0", "img1", "img2"]);
+  const again = await selectPixels(s, { perClass: 5, seed: 7 });
+  assertEquals([...again.cell], [...sel.cell], "same seed, same pixels");
+  const other = await selectPixels(s, { perClass: 5, seed: 8 });
+  assert(
+    [...other.cell].join() !== [...sel.cell].join() || [...other.image].join() !== [...sel.image].join(),
+  );
+});
+
+Deno.test("extractPixelFeatures gathers exactly the selected cells of the layer; leaks no tensors", async () => {
+  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }, new Rng(3));
+  const ce = buildModel({ type: "HRNetW48", backbone: "HRNet_Tiny", numClasses: 6 }, new Rng(4));
+  try {
+    const s = samples([[34, 18], [32, 20]]);
+    const sel = await selectPixels(s, { perClass: 4, seed: 1 });
+    const before = tf.memory().numTensors;
+    for (const layer of ["decoder", "proj"] as const) {
+      const f = await extractPixelFeatures(model, s, sel, { layer });
+      assertEquals(f.n, sel.labels.length);
+      assertEquals(f.dim, layer === "decoder" ? 60 : 8);
+      // reference: the whole map on the host, indexed by (image, cell)
+      const maps = s.map((x) =>
+        tf.tidy(() => featureMap(model, tf.tensor4d(x.image, [1, x.height, x.width, 3]), layer).dataSync())
+      );
+      for (let r = 0; r < f.n; r++) {
+        const src = maps[sel.image[r]].subarray(sel.cell[r] * f.dim, (sel.cell[r] + 1) * f.dim);
+        assertEquals([...f.embeddings.subarray(r * f.dim, (r + 1) * f.dim)], [...src], `${layer} row ${r}`);
+      }
+      if (layer === "proj") {
+        const row = f.embeddings.subarray(0, f.dim);
+        const norm = Math.sqrt(row.reduce((a, v) => a + v * v, 0));
+        assert(Math.abs(norm - 1) < 1e-4, `proj rows are unit vectors (norm ${norm})`);
+      }
+    }
+    assertEquals(tf.memory().numTensors, before, "no tensors left behind");
+    // the CE-only model has the decoder layer but no projection head
+    assertEquals((await extractPixelFeatures(ce, s, sel, { layer: "decoder" })).dim, 60);
+    let err = "";
+    await extractPixelFeatures(ce, s, sel, { layer: "proj" }).catch((e) => (err = e.message));
+    assert(err.includes("no projection head"), err);
+    // other images than the selection read
+    await extractPixelFeatures(model, [...s].reverse(), sel, { layer: "decoder" }).catch((
+      e,
+    ) => (err = e.message));
+    assert(err.includes("the selection read 'img0'"), err);
+    await extractPixelFeatures(model, s.slice(0, 1), sel, { layer: "decoder" }).catch((
+      e,
+    ) => (err = e.message));
+    assert(err.includes("1 images, the selection read 2"), err);
+  } finally {
+    model.dispose();
+    ce.dispose();
+  }
+});
+
+Deno.test("modelKind: contrast only when a PixelContrast term has a positive weight", () => {
+  const cfg = (types: string[], coef: number[]) =>
+    ({ loss: { types: types.map((type) => ({ type })), coef } }) as unknown as Config;
+  assertEquals(modelKind(cfg(["CrossEntropyLoss"], [1])), "CE only");
+  assertEquals(
+    modelKind(cfg(["CrossEntropyLoss", "PixelContrastCrossEntropyLoss"], [1, 0.1])),
+    "CE + pixel contrast",
+  );
+  assertEquals(modelKind(cfg(["CrossEntropyLoss", "PixelContrastCrossEntropyLoss"], [1, 0])), "CE only");
+});
