@@ -14,6 +14,8 @@ import { registerWasmGradients, type WasmKernelPatch } from "./wasm_grads.ts";
 import { registerResizeBilinearGrad } from "./resize_grad.ts";
 import { registerMissingGradients } from "./gradients.ts";
 import { registerNativeKernelFixes } from "./native_kernels.ts";
+import { registerFusedGradients, registerNativeFusedKernels } from "./native_fused.ts";
+import { installBackpropMemoryRelease } from "./backprop_memory.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "webgpu" | "cpu";
 export type BackendRequest = BackendName | "auto";
@@ -257,11 +259,28 @@ const fixedResize = new Set<string>();
 /**
  * Kernel and gradient fixes every backend gets, once its package has registered its own kernels: the
  * ResizeBilinearGrad that honours halfPixelCenters (./resize_grad.ts), the gradients TF.js lacks
- * (./gradients.ts) and, on tensorflow, conv backprops with explicit padding (./native_kernels.ts).
+ * (./gradients.ts), early freeing in the backward pass (./backprop_memory.ts), an output-saving Relu gradient and,
+ * on tensorflow, conv backprops with explicit padding (./native_kernels.ts) and fused BatchNorm/ReluGrad
+ * kernels (./native_fused.ts).
  */
 function patchBackend(name: BackendName): void {
   registerMissingGradients();
-  if (name === "tensorflow") registerNativeKernelFixes();
+  // PC_PERF_FIXES=0 leaves out the train-step speed-ups (for before/after measurements: bench/train.ts)
+  const perf = (() => {
+    try {
+      return Deno.env.get("PC_PERF_FIXES") !== "0";
+    } catch {
+      return true; // no --allow-env
+    }
+  })();
+  if (perf) {
+    registerFusedGradients();
+    installBackpropMemoryRelease();
+  }
+  if (name === "tensorflow") {
+    registerNativeKernelFixes();
+    if (perf) registerNativeFusedKernels();
+  }
   if (!fixedResize.has(name)) {
     registerResizeBilinearGrad(name);
     fixedResize.add(name);

@@ -14,6 +14,7 @@
  * All tensors are NHWC.
  */
 import { tf } from "../backend/tf.ts";
+import { FUSED_BN_TRAIN, hasFusedBatchNorm } from "../backend/native_fused.ts";
 import type { Rng } from "../util/rng.ts";
 
 /**
@@ -89,6 +90,18 @@ export function batchNormTrain(
 ): tf.Tensor4D {
   const [n, h, w] = x.shape;
   const m = n * h * w;
+  if (hasFusedBatchNorm()) {
+    // one native kernel each way (lib/backend/native_fused.ts); TF reports the Bessel-corrected variance
+    const outs = tf.engine().runKernel(FUSED_BN_TRAIN, { x, scale: gamma, offset: beta }, {
+      epsilon,
+    }) as tf.Tensor[];
+    if (onStats) {
+      const variance = m > 1 ? tf.mul(outs[2], (m - 1) / m) : outs[2].clone();
+      onStats(tf.keep(outs[1].clone()) as tf.Tensor1D, tf.keep(variance) as tf.Tensor1D);
+    }
+    tf.dispose(outs.slice(1));
+    return outs[0] as tf.Tensor4D;
+  }
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, g, b] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
