@@ -267,6 +267,8 @@ export interface BrowserCheckOptions {
   outDir: string;
   /** Seconds to wait for the plots of one notebook (default 120). */
   timeoutS?: number;
+  /** Sign the notebooks so that JupyterLab trusts them (default true; false shows what untrusted users get). */
+  trust?: boolean;
   log?: (line: string) => void;
 }
 
@@ -297,8 +299,12 @@ export async function browserCheck(executed: string[], o: BrowserCheckOptions): 
     for (const nb of executed) {
       const name = basename(nb);
       await Deno.copyFile(nb, join(dirs.work, name));
-      const t = await new Deno.Command(jupyter, { args: ["trust", join(dirs.work, name)], env }).output();
-      if (!t.success) throw new Error(`jupyter trust ${name} failed: ${new TextDecoder().decode(t.stderr)}`);
+      if (o.trust ?? true) {
+        const t = await new Deno.Command(jupyter, { args: ["trust", join(dirs.work, name)], env }).output();
+        if (!t.success) {
+          throw new Error(`jupyter trust ${name} failed: ${new TextDecoder().decode(t.stderr)}`);
+        }
+      }
       names.push(name);
     }
     // 3. JupyterLab: no announcements pop-up; for "html", no plotly extension; every cell rendered

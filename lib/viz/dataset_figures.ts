@@ -37,7 +37,7 @@ export function classHistogram(classPixels: readonly number[], opts: ClassHistog
   layout.yaxis = {
     title: { text: "share of labelled pixels" },
     type: (opts.logY ?? true) ? "log" : "linear",
-    tickformat: ".1%",
+    tickformat: ".2~%",
     showgrid: true,
     gridcolor: "#e6e6e6",
   };

@@ -22,7 +22,7 @@ import {
   tinyNotebookEnv,
 } from "../../lib/cli/nb_check.ts";
 import { projectRoot } from "../../lib/cli/lab.ts";
-import { NOTEBOOKS } from "./notebooks_static_test.ts";
+import { NOTEBOOKS } from "./_notebooks.ts";
 
 const ROOT = projectRoot();
 const OUT = join(ROOT, "tests", "out", "notebooks");
@@ -207,7 +207,20 @@ Deno.test({
       outDir,
       log,
     });
+    // and the check can fail: the HTML path in an untrusted notebook runs no script, so no plot appears
+    const untrusted = await browserCheck([join(EXECUTED, "04_feature_space.ipynb")], {
+      renderer: "html",
+      trust: false,
+      outDir: join(outDir, "untrusted"),
+      timeoutS: 12,
+      log,
+    });
     console.log(logs.join("\n"));
+    assert(!untrusted[0].ok && untrusted[0].rendered === 0, `untrusted HTML: ${untrusted[0].note}`);
+    assert(
+      untrusted[0].fallbacks === untrusted[0].expected,
+      `the no-JavaScript text shows: ${untrusted[0].note}`,
+    );
     for (const r of [...plotly, ...html]) {
       assert(r.expected > 0, `${r.notebook}: no plots expected?`);
       assert(r.ok, `not all plots rendered: ${r.note}`);

@@ -6,18 +6,13 @@ import { assert, assertEquals } from "../_helpers/assert.ts";
 import { join } from "node:path";
 import { countPlotOutputs } from "../../lib/cli/nb_check.ts";
 import { KERNEL_NAME, projectRoot } from "../../lib/cli/lab.ts";
+import { NOTEBOOKS } from "./_notebooks.ts";
 
 const ROOT = projectRoot();
 
 function assertMatch(actual: string, re: RegExp, msg = ""): void {
   assert(re.test(actual), `${msg ? msg + ": " : ""}expected to match ${re}:\n${actual.slice(0, 400)}`);
 }
-export const NOTEBOOKS = [
-  "01_unpack_dataset.ipynb",
-  "02_train.ipynb",
-  "03_validate.ipynb",
-  "04_feature_space.ipynb",
-];
 
 interface Cell {
   cell_type: string;
