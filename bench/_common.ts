@@ -1,0 +1,345 @@
+/**
+ * Shared pieces of the benchmarks that compare against Python baselines (bench/train.ts, eval.ts, gpu.ts):
+ * statistics, machine facts, peak-RSS bookkeeping, provisioning of the PyTorch (+timm) and PaddleSeg
+ * environments, and a line-JSON child process for the baseline servers (bench/torch_train.py,
+ * bench/paddle_train.py), so their steps can be interleaved with ours repeat by repeat.
+ *
+ * Environments (project-local, never system-wide, except Debian's python3-torch which bench backends uses too):
+ *   .cache/bench-torch   venv with --system-site-packages over a Python that imports torch (Debian's
+ *                        python3-torch 1.13.1 here), plus timm 0.9.16 (the newest timm line that supports
+ *                        torch 1.13; pure Python, installed --no-deps).
+ *   .cache/bench-paddle  venv with paddlepaddle 2.6.2 + paddleseg 2.8.0 (CPU wheels from PyPI), the versions the
+ *                        loss fixtures were made with (lib/losses/README.md).
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+
+export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+export const OUT_DIR = join(ROOT, "bench", "out");
+
+export const TIMM_VERSION = "0.9.16";
+export const PADDLE_PINS = ["paddlepaddle==2.6.2", "paddleseg==2.8.0", "numpy<2"];
+const TORCH_VENV = join(ROOT, ".cache", "bench-torch");
+const PADDLE_VENV = join(ROOT, ".cache", "bench-paddle");
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return { median: NaN, min: NaN, max: NaN, n: 0 };
+  const med = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { median: med, min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+export const log = (msg: string) => console.log(msg);
+
+/** Seconds as text with 3 significant digits. */
+export function fmtS(s: number): string {
+  return Number.isFinite(s) ? s.toPrecision(3) : "-";
+}
+
+export function gb(bytes: number | null | undefined): string {
+  return bytes == null || !Number.isFinite(bytes) ? "-" : `${(bytes / 2 ** 30).toFixed(2)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Machine and process facts
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memGiB: number;
+  os: string;
+  loadAvg: number[];
+  deno: string;
+}
+
+export function machineInfo(): MachineInfo {
+  let cpu = "unknown CPU";
+  try {
+    const m = readFileSync("/proc/cpuinfo", "utf8").match(/^model name\s*:\s*(.+)$/m);
+    if (m) cpu = m[1].trim();
+  } catch { /* not Linux */ }
+  let os = `${Deno.build.os} ${Deno.build.arch}`;
+  try {
+    const m = readFileSync("/etc/os-release", "utf8").match(/^PRETTY_NAME="?([^"\n]+)"?$/m);
+    if (m) os = `${m[1]} (${Deno.build.arch})`;
+  } catch { /* not Linux */ }
+  return {
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    memGiB: Math.round(Deno.systemMemoryInfo().total / 2 ** 30 * 10) / 10,
+    os,
+    loadAvg: Deno.loadavg(),
+    deno: Deno.version.deno,
+  };
+}
+
+/** Resets the kernel's peak-RSS mark of this process (Linux >= 4.0); false where unsupported. */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Peak RSS (VmHWM) of this process in bytes since start or the last `resetPeakRss`. */
+export function peakRss(): number | null {
+  try {
+    const m = readFileSync("/proc/self/status", "utf8").match(/^VmHWM:\s*(\d+)\s*kB/m);
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Available memory (MemAvailable) in bytes, or null. */
+export function availableMemory(): number | null {
+  try {
+    const m = readFileSync("/proc/meminfo", "utf8").match(/^MemAvailable:\s*(\d+)\s*kB/m);
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Python environments
+
+async function runOk(cmd: string, args: string[], env?: Record<string, string>): Promise<boolean> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null", env }).output();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+async function runStreaming(cmd: string, args: string[], what: string): Promise<void> {
+  log(`[bench] ${what}: ${cmd} ${args.join(" ")}`);
+  const r = await new Deno.Command(cmd, {
+    args,
+    stdout: "inherit",
+    stderr: "inherit",
+    env: { DEBIAN_FRONTEND: "noninteractive", PIP_PROGRESS_BAR: "on" },
+  }).output();
+  if (!r.success) throw new Error(`${what} failed (exit ${r.code})`);
+}
+
+/** A Python that imports torch: $PC_TORCH_PYTHON, .venv, Debian's /usr/bin/python3, python3 (as bench backends). */
+async function findTorchBase(): Promise<string | null> {
+  const candidates = [
+    Deno.env.get("PC_TORCH_PYTHON"),
+    join(ROOT, ".venv", "bin", "python"),
+    "/usr/bin/python3",
+    "python3",
+  ]
+    .filter((p): p is string => !!p);
+  for (const p of candidates) if (await runOk(p, ["-c", "import torch"])) return p;
+  return null;
+}
+
+export interface PyEnv {
+  python?: string;
+  /** Why it is missing, or what it is. */
+  note: string;
+  versions?: Record<string, string>;
+}
+
+/**
+ * PyTorch + timm for the CPU baseline. With `install`, missing pieces are installed: Debian's python3-torch
+ * (apt, as `deno task bench backends --install-torch`) and timm into .cache/bench-torch.
+ */
+export async function ensureTorchEnv(install: boolean): Promise<PyEnv> {
+  const venvPy = join(TORCH_VENV, "bin", "python");
+  if (existsSync(venvPy) && await runOk(venvPy, ["-c", "import torch, timm"])) {
+    return { python: venvPy, note: "" };
+  }
+  let base = await findTorchBase();
+  if (!base && install) {
+    const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
+    const cmd = [...sudo, "apt-get", "install", "-y", "--no-install-recommends", "python3-torch"];
+    try {
+      await runStreaming(cmd[0], cmd.slice(1), "installing PyTorch (Debian python3-torch)");
+    } catch (e) {
+      return { note: `PyTorch unavailable: ${(e as Error).message}` };
+    }
+    base = await findTorchBase();
+  }
+  if (!base) {
+    return {
+      note:
+        "PyTorch unavailable (no Python imports torch; install Debian's python3-torch, set PC_TORCH_PYTHON, " +
+        "or run with --install)",
+    };
+  }
+  if (await runOk(base, ["-c", "import timm"])) return { python: base, note: "" };
+  if (!install) {
+    return { note: `timm missing for ${base}; run with --install (pip install timm==${TIMM_VERSION})` };
+  }
+  try {
+    if (!existsSync(venvPy)) {
+      await runStreaming(
+        base,
+        ["-m", "venv", "--system-site-packages", TORCH_VENV],
+        "creating .cache/bench-torch",
+      );
+    }
+    await runStreaming(
+      venvPy,
+      ["-m", "pip", "install", "--no-deps", `timm==${TIMM_VERSION}`],
+      `installing timm ${TIMM_VERSION} into .cache/bench-torch`,
+    );
+  } catch (e) {
+    return { note: `timm could not be installed: ${(e as Error).message}` };
+  }
+  return await runOk(venvPy, ["-c", "import torch, timm"])
+    ? { python: venvPy, note: "" }
+    : { note: "timm installed but `import torch, timm` fails in .cache/bench-torch" };
+}
+
+/** PaddlePaddle (CPU) + PaddleSeg in .cache/bench-paddle, installed from PyPI with `install` (about 1.3 GB). */
+export async function ensurePaddleEnv(install: boolean): Promise<PyEnv> {
+  const py = join(PADDLE_VENV, "bin", "python");
+  // cv2 first: importing paddle before cv2 segfaults in zlib (inflateReset2) with these wheels
+  const probe = ["-c", "import cv2, paddle, paddleseg"];
+  if (existsSync(py) && await runOk(py, probe)) {
+    await cv2First(py);
+    return { python: py, note: "" };
+  }
+  if (!install) return { note: "PaddleSeg unavailable (.cache/bench-paddle missing; run with --install)" };
+  try {
+    if (!existsSync(py)) {
+      await runStreaming("python3", ["-m", "venv", PADDLE_VENV], "creating .cache/bench-paddle");
+    }
+    await runStreaming(
+      py,
+      ["-m", "pip", "install", "--progress-bar", "on", ...PADDLE_PINS],
+      `installing ${PADDLE_PINS.join(" ")} into .cache/bench-paddle (about 1.3 GB)`,
+    );
+  } catch (e) {
+    return { note: `PaddleSeg could not be installed: ${(e as Error).message}` };
+  }
+  await cv2First(py);
+  return await runOk(py, probe)
+    ? { python: py, note: "" }
+    : { note: "paddlepaddle installed but `import paddle, paddleseg` fails in .cache/bench-paddle" };
+}
+
+/**
+ * Importing paddle before cv2 segfaults (zlib, inflateReset2) with these wheels, and PaddleSeg imports cv2
+ * after paddle; a sitecustomize.py in the venv imports cv2 first for every script (bench/paddle_loss.py too).
+ */
+async function cv2First(py: string): Promise<void> {
+  const r = await new Deno.Command(py, {
+    args: ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const site = new TextDecoder().decode(r.stdout).trim();
+  if (site) {
+    writeFileSync(
+      join(site, "sitecustomize.py"),
+      "# written by bench/_common.ts: cv2 before paddle, else paddle + paddleseg segfault on import\n" +
+        "try:\n    import cv2  # noqa: F401\nexcept Exception:\n    pass\n",
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Line-JSON child processes
+
+/** Environment for the baselines: both cores, threads that sleep instead of spinning when they wait. */
+export function baselineEnv(threads: number): Record<string, string> {
+  return {
+    OMP_NUM_THREADS: String(threads),
+    MKL_NUM_THREADS: String(threads),
+    // libgomp's default busy-waiting made PyTorch 2 threads 3.5x slower on a shared 2-core machine
+    OMP_WAIT_POLICY: "PASSIVE",
+    KMP_BLOCKTIME: "0",
+    PYTHONUNBUFFERED: "1",
+  };
+}
+
+export class LineServer {
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #reader: ReadableStreamDefaultReader<string>;
+  #buf = "";
+  #stderr: string[] = [];
+
+  constructor(python: string, script: string, env: Record<string, string>) {
+    this.#child = new Deno.Command(python, {
+      args: [join(ROOT, "bench", script)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env,
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#reader = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const errStream = this.#child.stderr;
+    (async () => {
+      const r = errStream.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await r.read();
+        if (done) break;
+        this.#stderr.push(value);
+        if (this.#stderr.length > 200) this.#stderr.shift();
+      }
+    })();
+  }
+
+  async request(obj: unknown): Promise<Record<string, unknown>> {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify(obj) + "\n"));
+    while (!this.#buf.includes("\n")) {
+      const { value, done } = await this.#reader.read();
+      if (done) {
+        const tail = this.#stderr.join("").trim().split("\n").slice(-3).join(" | ");
+        throw new Error(`baseline process exited${tail ? `: ${tail}` : ""}`);
+      }
+      this.#buf += value;
+    }
+    const i = this.#buf.indexOf("\n");
+    const line = this.#buf.slice(0, i);
+    this.#buf = this.#buf.slice(i + 1);
+    const r = JSON.parse(line) as Record<string, unknown>;
+    if (r.error) throw new Error(String(r.error));
+    return r;
+  }
+
+  /** Sends quit, returns the final reply (peak memory), and waits for the process. */
+  async close(): Promise<Record<string, unknown> | null> {
+    let last: Record<string, unknown> | null = null;
+    try {
+      last = await this.request({ quit: 1 });
+    } catch { /* already gone */ }
+    try {
+      await this.#writer.close();
+    } catch { /* closed */ }
+    await this.#child.status;
+    return last;
+  }
+
+  kill(): void {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/** Writes a benchmark's structured result for bench/report.ts. */
+export function writeResult(name: string, data: unknown): string {
+  const p = join(OUT_DIR, `${name}.json`);
+  Deno.mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(p, JSON.stringify(data, null, 1));
+  return p;
+}

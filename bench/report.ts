@@ -1,0 +1,267 @@
+/**
+ * `deno task bench report`: writes bench/RESULTS.md from the last results under bench/out/ (train.json,
+ * eval.json, gpu.json and the logs of the other benchmarks), which `deno task bench` (all) produces first.
+ * GPU figures come from bench/out/gpu.json when this machine has a GPU, else from the recorded device run in
+ * bench/gpu_results.json (labelled with its card and date; not measured in this run).
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tf } from "../lib/backend/tf.ts";
+import { fmtS, gb, machineInfo, OUT_DIR, ROOT } from "./_common.ts";
+import type { ConfigResult, OpTime } from "./train.ts";
+import type { EvalResult } from "./eval.ts";
+
+function readJson<T>(p: string): T | null {
+  try {
+    return JSON.parse(readFileSync(p, "utf8")) as T;
+  } catch {
+    return null;
+  }
+}
+
+function readText(p: string): string | null {
+  try {
+    return readFileSync(p, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+async function version(cmd: string, args: string[]): Promise<string> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return new TextDecoder().decode(r.stdout).trim().split("\n").pop() ?? "?";
+  } catch {
+    return "not available";
+  }
+}
+
+const spread = (s: { median: number; min: number; max: number; n: number }) =>
+  `${fmtS(s.median)} (${fmtS(s.min)}–${fmtS(s.max)}, n=${s.n})`;
+
+function trainTable(results: ConfigResult[]): string {
+  const rows = [
+    "| configuration | contender | s/step: median (min–max, n) | images/s | × PyTorch | peak RSS GiB | TF.js GiB (steady / peak) |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    const c0 = r.config;
+    const name = `${c0.model.replace("HRNet_", "HRNet-").replaceAll("_", "-")} ${c0.w}x${c0.h} b${c0.n}`;
+    for (const c of r.contenders) {
+      rows.push(
+        `| ${name} | ${c.contender}${c.note ? " †" : ""} | ${spread(c.stats)} | ${
+          c.imagesPerSecond.toFixed(3)
+        } | ${c.ratioTorch ? `**${c.ratioTorch.toFixed(2)}**` : "-"} | ${gb(c.peakRssBytes)} | ${
+          c.tfBytes != null ? `${gb(c.tfBytes)} / ${gb(c.tfPeakBytes)}` : "-"
+        } |`,
+      );
+    }
+  }
+  const notes: string[] = [];
+  for (const r of results) {
+    for (const c of r.contenders) if (c.note) notes.push(`† ${r.config.id}, ${c.contender}: ${c.note}`);
+    for (const s of r.skipped) notes.push(`${r.config.id}: not measured: ${s}`);
+    if (r.phases) notes.push(`${r.config.id}: schedule ${r.phases.join(", then ")}`);
+  }
+  return rows.join("\n") + (notes.length ? "\n\n" + [...new Set(notes)].map((n) => `- ${n}`).join("\n") : "");
+}
+
+function profileTable(r: ConfigResult): string {
+  const ops = r.profile as OpTime[];
+  const total = ops.reduce((a, o) => a + o.ms, 0);
+  const rows = ["| op | calls | kernel s | share |", "|---|---|---|---|"];
+  for (const o of ops.slice(0, 12)) {
+    rows.push(`| ${o.op} | ${o.calls} | ${(o.ms / 1000).toFixed(2)} | ${(100 * o.ms / total).toFixed(0)}% |`);
+  }
+  return rows.join("\n");
+}
+
+function evalTable(results: EvalResult[]): string {
+  const rows = [
+    "| model, image | mode | contender | s/image: median (min–max, n) | images/s | × PyTorch | peak RSS GiB |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    const c0 = r.config;
+    for (const c of r.contenders) {
+      rows.push(
+        `| ${c0.model.replace("HRNet_", "HRNet-").replaceAll("_", "-")}, ${c0.w}x${c0.h} | ${
+          c.mode === "slide" ? `slide ${c0.crop.join("x")} / ${c0.stride.join("x")}` : "whole"
+        } | ${c.contender} | ${spread(c.stats)} | ${c.imagesPerSecond.toFixed(3)} | ${
+          c.ratioTorch ? `**${c.ratioTorch.toFixed(2)}**` : "-"
+        } | ${gb(c.peakRssBytes)} |`,
+      );
+    }
+    for (const s of r.skipped) rows.push(`| ${c0.id} | - | not measured: ${s} | | | | |`);
+  }
+  return rows.join("\n");
+}
+
+interface GpuRow {
+  contender: string;
+  config: string;
+  median: number;
+  min: number;
+  max: number;
+  seconds: number[];
+  imagesPerSecond: number;
+  ratioTorch?: number | null;
+  warmupS?: number;
+  note?: string;
+}
+
+function gpuSection(): string {
+  const here = readJson<Record<string, unknown>>(join(OUT_DIR, "gpu.json"));
+  const recorded = readJson<Record<string, unknown>>(join(ROOT, "bench", "gpu_results.json"));
+  const g = here?.nvidia ? here : recorded;
+  const lines: string[] = [];
+  if (!here?.nvidia) {
+    lines.push(
+      "This machine has no NVIDIA GPU (`deno task bench gpu` said so and exited 0)." +
+        (recorded
+          ? " The figures below are the RECORDED device run of bench/gpu_results.json, not measured in this run."
+          : ""),
+    );
+  }
+  if (!g) return lines.join("\n\n");
+  lines.push(
+    `Card: **${g.nvidia}**; recorded ${g.date}; Deno ${g.deno}.\n\n` +
+      `- Deno's WebGPU adapter: ${g.webgpuAdapter} — ${
+        g.webgpuHardware
+          ? "**the real GPU** (hardware adapter)"
+          : "**not** the GPU (software adapter or none)"
+      }` +
+      (g.vulkan ? `\n- Vulkan: ${g.vulkan}` : "") +
+      `\n- PyTorch: ${g.torch}` +
+      (g.webgpuFullStepError
+        ? `\n- The full \`trainStep\` cannot run on TF.js' webgpu backend under Deno: \`${g.webgpuFullStepError}\` ` +
+          "(tfjs-backend-webgpu's synchronous read-back draws through a 2D OffscreenCanvas, which Deno does not have; " +
+          "trainStep downloads the loss and the contrast sampler's labels/predictions synchronously). The webgpu row " +
+          "is therefore the CE-only step (backbone + seg head + CE, backward, SGD update; no projection head and no " +
+          "contrast loss) with an asynchronous loss download, beside PyTorch's CE-only and full steps on the same GPU."
+        : ""),
+  );
+  const rows = (g.rows as GpuRow[] | undefined) ?? [];
+  if (rows.length) {
+    lines.push(
+      [
+        "| contender | configuration | s/step: median (min–max, n) | images/s | × PyTorch (same step) | notes |",
+        "|---|---|---|---|---|---|",
+        ...rows.map((r) =>
+          `| ${r.contender} | ${r.config} | ${fmtS(r.median)} (${fmtS(r.min)}–${
+            fmtS(r.max)
+          }, n=${r.seconds.length}) | ${r.imagesPerSecond.toFixed(2)} | ${
+            r.ratioTorch ? r.ratioTorch.toFixed(3) : "-"
+          } | ${
+            [r.warmupS ? `warm-up ${fmtS(r.warmupS)} s` : "", r.note ?? ""].filter((x) => x).join("; ")
+          } |`
+        ),
+      ].join("\n"),
+    );
+  }
+  return lines.join("\n\n");
+}
+
+export async function run(_args: string[] = []): Promise<string> {
+  const train = readJson<
+    { machine: ReturnType<typeof machineInfo>; loadAvgEnd: number[]; reps: number; results: ConfigResult[] }
+  >(
+    join(OUT_DIR, "train.json"),
+  );
+  const ev = readJson<{ reps: number; results: EvalResult[] }>(join(OUT_DIR, "eval.json"));
+  const m = train?.machine ?? machineInfo();
+  const torchV = await version(join(ROOT, ".cache", "bench-torch", "bin", "python"), [
+    "-c",
+    "import torch, timm; print('torch', torch.__version__, '/ timm', timm.__version__)",
+  ]);
+  const paddleV = await version(join(ROOT, ".cache", "bench-paddle", "bin", "python"), [
+    "-c",
+    "import cv2, paddle, paddleseg; print('paddlepaddle', paddle.__version__, '/ paddleseg', paddleseg.__version__)",
+  ]);
+  const tfV = readText(join(OUT_DIR, "train.log"))?.match(/libtensorflow (\d+\.\d+\.\d+)/)?.[1] ?? "?";
+  const out: string[] = [];
+  out.push(
+    "# Benchmark results\n\n" +
+      "Generated by `deno task bench` (bench/main.ts → bench/report.ts); every figure is measured beside its baseline " +
+      "in the same run (steps interleaved repeat by repeat where memory allows), reported as median with the spread " +
+      "(min–max) over the repeats, and as a ratio (> 1: ours is faster).",
+  );
+  out.push(
+    `## Machine\n\n` +
+      `- date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC\n` +
+      `- CPU: ${m.cpu}, ${m.cores} cores; memory ${m.memGiB} GiB; ${m.os}\n` +
+      `- load average at the start of bench train: ${m.loadAvg.map((x) => x.toFixed(1)).join(" ")}` +
+      (train ? `; at its end: ${train.loadAvgEnd.map((x) => x.toFixed(1)).join(" ")}` : "") +
+      " (other processes shared the machine: ratios are the figures to read, absolute times are not)\n" +
+      `- Deno ${m.deno}; TensorFlow.js ${tf.version_core}; libtensorflow ${tfV} (tfjs-node binding rebuilt by \`deno task setup\`)\n` +
+      `- baselines: ${torchV} (Debian python3-torch, OpenMP; timm's HRNet features + PaddleSeg's heads and loss, ` +
+      `bench/torch_train.py); ${paddleV} (CPU wheels from PyPI, bench/paddle_train.py)\n` +
+      `- threads: ours = libtensorflow's intra-op pool over all ${m.cores} cores; PyTorch torch.set_num_threads(${m.cores}); ` +
+      `PaddlePaddle OMP_NUM_THREADS=${m.cores}; both baselines with OMP_WAIT_POLICY=PASSIVE (libgomp's busy-waiting ` +
+      "made PyTorch 3.5x slower on this shared machine)",
+  );
+  if (train) {
+    out.push(
+      "## Train step (forward + loss + backward + momentum-SGD update)\n\n" +
+        "`trainStep` of lib/train/step.ts with diagnostics, as the trainer runs it: the HRNet contrast model (19 classes, " +
+        "projection 720), CE + 0.1 × pixel contrast (1024 anchors max, 100 views), SGD momentum 0.9, weight decay 2e-4; " +
+        "normal-noise images and 64×64-pixel class blocks as labels, identical for all contenders. " +
+        `${train.reps} timed steps each after one warm-up. Peak RSS: ours = VmHWM of the Deno process reset per configuration; ` +
+        "baselines = their own process. TF.js GiB = `tf.memory().numBytes` after the steps / peak of one profiled step.\n\n" +
+        trainTable(train.results),
+    );
+    const prof = train.results.filter((r) => r.profile);
+    if (prof.length) {
+      out.push(
+        "## Where a native train step spends its time\n\n" +
+          "Kernel time per op type of one profiled step on the tensorflow backend (`tf.profile`; nested kernels of " +
+          "custom ops are counted inside their op too).\n\n" +
+          prof.map((r) => `### ${r.config.id} (${fmtS(r.profileWallS!)} s wall)\n\n${profileTable(r)}`).join(
+            "\n\n",
+          ),
+      );
+    }
+  }
+  const fixes = readText(join(ROOT, "bench", "FIXES.md"));
+  if (fixes) out.push(fixes.trim());
+  if (ev) {
+    out.push(
+      "## Evaluation (images/s)\n\n" +
+        "`predictClasses` of lib/eval/inference.ts (eval-mode forward without the projection head, upsampling, argmax, " +
+        `download) beside PyTorch and PaddleSeg's \`core.infer.inference\`; ${ev.reps} timed images per mode after one warm-up.\n\n` +
+        evalTable(ev.results),
+    );
+  }
+  for (
+    const [name, title] of [["loss", "Loss + sampler alone (bench loss)"], [
+      "data",
+      "Data loader (bench data)",
+    ], [
+      "backends",
+      "Convolution forward + backward per backend (bench backends)",
+    ]] as const
+  ) {
+    const log = readText(join(OUT_DIR, `${name}.log`));
+    if (log) {
+      out.push(
+        `## ${title}\n\nOutput of \`deno task bench ${name}\` in this run:\n\n\`\`\`\n${clean(log)}\n\`\`\``,
+      );
+    }
+  }
+  out.push(`## GPU (bench gpu)\n\n${gpuSection()}`);
+  const md = out.join("\n\n") + "\n";
+  const path = join(ROOT, "bench", "RESULTS.md");
+  writeFileSync(path, md);
+  console.log(`bench report: wrote ${path}`);
+  return path;
+}
+
+/** Drops progress-line noise and libtensorflow's start-up chatter from a captured log. */
+function clean(log: string): string {
+  return log.split("\n")
+    .map((l) => l.split("\r").pop()!)
+    .filter((l) => !/^(I0000|WARNING: All log messages|\[setup\])/.test(l))
+    .join("\n").trim();
+}
+
+if (import.meta.main) await run(Deno.args);
