@@ -138,7 +138,9 @@ function gpuSection(): string {
           "(tfjs-backend-webgpu's synchronous read-back draws through a 2D OffscreenCanvas, which Deno does not have; " +
           "trainStep downloads the loss and the contrast sampler's labels/predictions synchronously). The webgpu row " +
           "is therefore the CE-only step (backbone + seg head + CE, backward, SGD update; no projection head and no " +
-          "contrast loss) with an asynchronous loss download, beside PyTorch's CE-only and full steps on the same GPU."
+          "contrast loss) with an asynchronous loss download, beside PyTorch's CE-only and full steps on the same GPU. " +
+          "Its tf.memory note includes the activations stranded by the failed full-step attempt (an exception inside " +
+          "a gradient computation leaves the tape's saved tensors behind)."
         : ""),
   );
   const rows = (g.rows as GpuRow[] | undefined) ?? [];
@@ -178,7 +180,9 @@ export async function run(_args: string[] = []): Promise<string> {
     "-c",
     "import cv2, paddle, paddleseg; print('paddlepaddle', paddle.__version__, '/ paddleseg', paddleseg.__version__)",
   ]);
-  const tfV = readText(join(OUT_DIR, "train.log"))?.match(/libtensorflow (\d+\.\d+\.\d+)/)?.[1] ?? "?";
+  const tfDetail = train?.results.flatMap((r) => r.contenders).find((c) => c.contender === "ours/tensorflow")
+    ?.detail;
+  const tfV = tfDetail?.match(/libtensorflow (\d+\.\d+\.\d+)/)?.[1] ?? "?";
   const out: string[] = [];
   out.push(
     "# Benchmark results\n\n" +
