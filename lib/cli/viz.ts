@@ -134,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
           `${file}: the model predicts ${model.numClasses} classes, the dataset has ${ds.numClasses}`,
         );
       }
-      feats.push(await extractPixelFeatures(model, samples(), sel, { layer }));
+      feats.push(await extractPixelFeatures(model, samples(), sel, { layer, normalize: true }));
     } finally {
       model.dispose();
     }
@@ -172,7 +172,8 @@ export async function main(argv: string[]): Promise<number> {
       figure: res.figure,
       note:
         `${sel.labels.length} pixels, ≤${perClass} per class, from ${sel.grids.length} validation images; ` +
-        `labels taken at label[4i, 4j] of each stride-4 grid cell. Measures on the full-dimensional features.`,
+        `labels taken at label[4i, 4j] of each stride-4 grid cell; features scaled to unit length (cosine ` +
+        `geometry). Measures on the full-dimensional features.`,
     });
   }
   const table = measuresTable(rows);

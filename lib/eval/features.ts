@@ -25,7 +25,7 @@ import { modelFromConfig } from "../train/build.ts";
 import { readTrainState } from "../train/checkpoint.ts";
 import { loadModelPath } from "../train/weights.ts";
 import { Rng } from "../util/rng.ts";
-import { sampleBalancedPixels } from "../viz/embedding.ts";
+import { l2NormalizeRows, sampleBalancedPixels } from "../viz/embedding.ts";
 import type { EvalSample } from "./evaluate.ts";
 import { type EvalMode, predictClasses, WHOLE_MODE } from "./inference.ts";
 
@@ -185,7 +185,14 @@ export async function extractPixelFeatures(
   model: SegModel,
   samples: Samples,
   sel: PixelSelection,
-  opts: { layer: FeatureLayer },
+  opts: {
+    layer: FeatureLayer;
+    /**
+     * Scale each row to unit L2 norm: the geometry the cosine measures and UMAP use. Plain PCA of the raw
+     * decoder features (ReLU outputs of very different norms) is dominated by a few large-norm pixels.
+     */
+    normalize?: boolean;
+  },
 ): Promise<PixelFeatures> {
   const n = sel.labels.length;
   // rows of the selection per image, in selection order
@@ -239,7 +246,7 @@ export async function extractPixelFeatures(
     throw new Error(`extractPixelFeatures: ${k} images, the selection read ${sel.grids.length}`);
   }
   if (!out) throw new Error("extractPixelFeatures: nothing selected");
-  return { embeddings: out, n, dim, layer: opts.layer };
+  return { embeddings: opts.normalize ? l2NormalizeRows(out, n, dim) : out, n, dim, layer: opts.layer };
 }
 
 /** One image with its ground truth and the model's prediction, at the image's original size. */

@@ -112,6 +112,15 @@ Deno.test("extractPixelFeatures gathers exactly the selected cells of the layer;
       }
     }
     assertEquals(tf.memory().numTensors, before, "no tensors left behind");
+    // normalize: the same rows scaled to unit length
+    const raw = await extractPixelFeatures(model, s, sel, { layer: "decoder" });
+    const unit = await extractPixelFeatures(model, s, sel, { layer: "decoder", normalize: true });
+    for (const r of [0, raw.n - 1]) {
+      const row = raw.embeddings.subarray(r * raw.dim, (r + 1) * raw.dim);
+      const norm = Math.sqrt(row.reduce((a, v) => a + v * v, 0));
+      const u = unit.embeddings.subarray(r * raw.dim, (r + 1) * raw.dim);
+      for (let j = 0; j < raw.dim; j += 7) assert(Math.abs(u[j] - row[j] / norm) < 1e-6, `row ${r} col ${j}`);
+    }
     // the CE-only model has the decoder layer but no projection head
     assertEquals((await extractPixelFeatures(ce, s, sel, { layer: "decoder" })).dim, 60);
     let err = "";
