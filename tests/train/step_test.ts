@@ -1,4 +1,4 @@
-import { assert, assertClose } from "../_helpers/assert.ts";
+import { assert } from "../_helpers/assert.ts";
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { buildModel } from "../../lib/models/mod.ts";
