@@ -14,6 +14,7 @@
  */
 import { decode as decodePng, encode as encodePng } from "fast-png";
 import type { Sharp, SharpOptions } from "sharp";
+import { writeFileAtomic } from "../util/fs.ts";
 
 export interface RawImage {
   /** Pixel values, row-major HWC. Uint8Array for <= 8-bit, Uint16Array for 16-bit images. */
@@ -118,13 +119,7 @@ export function encodePngBytes(img: RawImage): Uint8Array {
 
 /** Writes a PNG atomically (temp file + rename), so a crash never leaves a half-written image. */
 export async function writePng(path: string, img: RawImage): Promise<void> {
-  await writeAtomic(path, encodePngBytes(img));
-}
-
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeFile(tmp, bytes);
-  await Deno.rename(tmp, path);
+  await writeFileAtomic(path, encodePngBytes(img));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -268,7 +263,7 @@ export async function writeImageRgb(path: string, img: RgbImage, quality = 90): 
   const bytes = lower.endsWith(".jpg") || lower.endsWith(".jpeg")
     ? await encodeJpegBytes(img, quality)
     : await encodeRgbPngBytes(img);
-  await writeAtomic(path, bytes);
+  await writeFileAtomic(path, bytes);
 }
 
 /**

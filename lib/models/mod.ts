@@ -47,5 +47,5 @@ export {
 } from "./weights.ts";
 export { parseWeightFile, readWeightFile, type WeightFile } from "./io/read.ts";
 export { PickleError, UnsafePickleError } from "./io/pickle.ts";
-export { encodeSafetensors, readSafetensors, writeFileAtomic, writeSafetensors } from "./io/safetensors.ts";
+export { encodeSafetensors, readSafetensors, writeSafetensors } from "./io/safetensors.ts";
 export type { DType, RawTensor } from "./io/tensor.ts";

@@ -3,8 +3,7 @@
  * One file, plotly.js inlined once in <head>, no network access (opens from file://), written
  * atomically (temporary file + rename) so a reader never sees half a report.
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { writeFileAtomicSync } from "../util/fs.ts";
 import { escapeHtml, Figure } from "./figure.ts";
 import { plotlyBundleVersion, plotlyInlineScript } from "./plotly_bundle.ts";
 import {
@@ -76,21 +75,6 @@ function untitled(fig: Figure, heading: string): Figure {
   return new Figure({ data: fig.data, layout, config: fig.config });
 }
 
-/** Writes text to `path` atomically (temporary file in the same folder, then rename). */
-export function writeFileAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${Deno.pid}.${Date.now()}.tmp`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* already gone */ }
-    throw new Error(`cannot write '${path}': ${(e as Error).message}`);
-  }
-}
-
 /** An offline page with a title, an optional intro paragraph and figures (e.g. the embedding picture). */
 export function renderFiguresHtml(title: string, figures: readonly ReportFigure[], intro?: string): string {
   const body = `<h1>${escapeHtml(title)}</h1>` + (intro ? `<p class="note">${escapeHtml(intro)}</p>` : "") +
@@ -104,7 +88,7 @@ export function writeFiguresHtml(
   figures: readonly ReportFigure[],
   intro?: string,
 ): void {
-  writeFileAtomic(path, renderFiguresHtml(title, figures, intro));
+  writeFileAtomicSync(path, renderFiguresHtml(title, figures, intro));
 }
 
 function modeTag(mode: string): string {
@@ -235,7 +219,7 @@ export function renderReport(s: ReportSections): string {
 
 /** Renders and writes the report atomically. */
 export function writeReport(path: string, sections: ReportSections): void {
-  writeFileAtomic(path, renderReport(sections));
+  writeFileAtomicSync(path, renderReport(sections));
 }
 
 /**

@@ -5,6 +5,7 @@
  * crash never leaves a half-written checkpoint under the final name.
  */
 import { type DType, DTYPE_SIZE, type RawTensor, shapeSize } from "./tensor.ts";
+import { writeFileAtomic } from "../../util/fs.ts";
 
 const TO_ST: Record<DType, string> = {
   float16: "F16",
@@ -99,18 +100,6 @@ export function encodeSafetensors(
     p += d.byteLength;
   }
   return out;
-}
-
-/** Write bytes to `path` atomically: temporary file in the same directory, then rename. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}-${Date.now().toString(36)}`;
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 export async function writeSafetensors(
