@@ -181,7 +181,7 @@ export async function run(args: string[]): Promise<void> {
   try {
     const { loadConfig } = await import("../lib/config/mod.ts");
     const cfg = await loadConfig(
-      path.join(ROOT, "configs", "synthetic", "hrnet_w18_small_v1_synthetic_256x128_2k.yml"),
+      path.join(ROOT, "configs", "synthetic", "hrnet_w18_small_v1_synthetic_256x128_1.5k.yml"),
     );
     synTransforms = (cfg.train_dataset?.transforms ?? null) as TransformSpec[] | null;
   } catch (e) {

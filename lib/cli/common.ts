@@ -2,7 +2,7 @@
 import { ConfigError } from "../config/mod.ts";
 
 /** `deno task train` without `--config` trains this (the embedded synthetic dataset, CPU-sized). */
-export const DEFAULT_CONFIG = "configs/synthetic/hrnet_w18_small_v1_contrast_synthetic_256x128_2k.yml";
+export const DEFAULT_CONFIG = "configs/synthetic/hrnet_w18_small_v1_contrast_synthetic_256x128_1.5k.yml";
 
 /**
  * Runs a CLI main function: config and argument errors print their message and exit 2, other errors

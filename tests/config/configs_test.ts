@@ -132,8 +132,8 @@ Deno.test("CE-only twins differ from their contrast configs only in model type, 
       "hrnet_w48/hrnet_w48_cityscapes_1024x512_60k.yml",
     ],
     [
-      "synthetic/hrnet_w18_small_v1_contrast_synthetic_256x128_2k.yml",
-      "synthetic/hrnet_w18_small_v1_synthetic_256x128_2k.yml",
+      "synthetic/hrnet_w18_small_v1_contrast_synthetic_256x128_1.5k.yml",
+      "synthetic/hrnet_w18_small_v1_synthetic_256x128_1.5k.yml",
     ],
     [
       "camvid/hrnet_w18_small_v1_contrast_camvid_224x160_2k.yml",
@@ -164,7 +164,7 @@ Deno.test("CamVid and synthetic configs: data as documented", async () => {
   const crop = tr.transforms.find((t) => t.type === "RandomPaddingCrop");
   assert(crop?.type === "RandomPaddingCrop");
   assertEquals([crop.label_padding_value, crop.ignore_index], [11, 11]); // padding is ignored
-  const syn = await load("configs/synthetic/hrnet_w18_small_v1_contrast_synthetic_256x128_2k.yml");
+  const syn = await load("configs/synthetic/hrnet_w18_small_v1_contrast_synthetic_256x128_1.5k.yml");
   assertEquals([syn.train_dataset!.type, syn.model.num_classes, syn.model.bb_channels], [
     "SyntheticCityscapes",
     19,
