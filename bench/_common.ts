@@ -134,8 +134,11 @@ async function runStreaming(cmd: string, args: string[], what: string): Promise<
   if (!r.success) throw new Error(`${what} failed (exit ${r.code})`);
 }
 
-/** A Python that imports torch: $PC_TORCH_PYTHON, .venv, Debian's /usr/bin/python3, python3 (as bench backends). */
-async function findTorchBase(): Promise<string | null> {
+/**
+ * A Python that imports torch: $PC_TORCH_PYTHON, .venv, Debian's /usr/bin/python3, python3 — the first that
+ * works, and what was tried before it (for the "not measured" line).
+ */
+export async function findTorchPython(): Promise<{ python?: string; tried: string[] }> {
   const candidates = [
     Deno.env.get("PC_TORCH_PYTHON"),
     join(ROOT, ".venv", "bin", "python"),
@@ -143,8 +146,26 @@ async function findTorchBase(): Promise<string | null> {
     "python3",
   ]
     .filter((p): p is string => !!p);
-  for (const p of candidates) if (await runOk(p, ["-c", "import torch"])) return p;
-  return null;
+  const tried: string[] = [];
+  for (const python of candidates) {
+    try {
+      const r = await new Deno.Command(python, {
+        args: ["-c", "import torch"],
+        stdout: "null",
+        stderr: "null",
+      })
+        .output();
+      if (r.success) return { python, tried };
+      tried.push(`${python} (no torch)`);
+    } catch {
+      tried.push(`${python} (not found)`);
+    }
+  }
+  return { tried };
+}
+
+async function findTorchBase(): Promise<string | null> {
+  return (await findTorchPython()).python ?? null;
 }
 
 export interface PyEnv {

@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { tf } from "../lib/backend/tf.ts";
 import { type BackendName, initBackend, probeBackend } from "../lib/backend/mod.ts";
+import { findTorchPython, ROOT } from "./_common.ts";
 
 interface Shape {
   name: string;
@@ -87,7 +88,6 @@ function shrink(s: Shape, f: number): Shape {
 // ----------------------------------------------------------------------------------------------------------
 // PyTorch side
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const APT_HINT =
   "sudo apt-get install -y --no-install-recommends python3-torch   (Debian 12: torch 1.13.1, CPU)";
 
@@ -96,32 +96,6 @@ interface TorchServer {
   maxThreads: number;
   step(shape: number, threads: number): Promise<number>;
   close(): Promise<void>;
-}
-
-async function findTorchPython(): Promise<{ python?: string; tried: string[] }> {
-  const candidates = [
-    Deno.env.get("PC_TORCH_PYTHON"),
-    join(ROOT, ".venv", "bin", "python"),
-    "/usr/bin/python3",
-    "python3",
-  ]
-    .filter((p): p is string => !!p);
-  const tried: string[] = [];
-  for (const python of candidates) {
-    try {
-      const r = await new Deno.Command(python, {
-        args: ["-c", "import torch"],
-        stdout: "null",
-        stderr: "null",
-      })
-        .output();
-      if (r.success) return { python, tried };
-      tried.push(`${python} (no torch)`);
-    } catch {
-      tried.push(`${python} (not found)`);
-    }
-  }
-  return { tried };
 }
 
 async function installTorch(): Promise<void> {
