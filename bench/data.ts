@@ -4,7 +4,7 @@
  *   1. 1024x512 crops from 2048x1024 PNGs (Cityscapes-sized frames rendered into bench/out/, cached), the
  *      seed's pipeline: ResizeStepScaling(0.5, 2, 0.25), RandomPaddingCrop(1024x512), flip, RandomDistort,
  *      Normalize;
- *   2. the default synthetic config (configs/synthetic/..._256x128_2k.yml: 256x128 frames and crops).
+ *   2. the default synthetic config (configs/synthetic/..._256x128_1.5k.yml: 256x128 frames and crops).
  * Each is measured single-threaded (one `processSample` after another), through the DataLoader with its
  * workers (batch 2), and, as the baseline in the same run, as PaddleSeg does it in Python (cv2 + PIL,
  * single process: bench/data_baseline.py) when a Python with numpy and Pillow is found (`--python`,
