@@ -174,11 +174,21 @@ function datasetSchema(defaultMode: (typeof MODES)[number]) {
     num_classes: posInt().describe("number of classes"),
     ignore_index: int(0).default(255).describe("label value excluded from loss and metrics"),
     separator: z.string().min(1).default(" ").describe("separator between image and label path"),
+    class_names: z.array(z.string().min(1)).optional().describe(
+      "one name per class, in label order (printed and plotted instead of 'class N')",
+    ),
     ...common,
   }).superRefine((d, ctx) => {
     const key = `${d.mode}_path` as const;
     if (d[key] === undefined) {
       ctx.addIssue({ code: "custom", path: [key], message: `required for mode '${d.mode}'` });
+    }
+    if (d.class_names && d.class_names.length !== d.num_classes) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["class_names"],
+        message: `${d.class_names.length} names for num_classes ${d.num_classes}`,
+      });
     }
   }).describe("PaddleSeg's generic dataset: list files of 'image_path label_path' lines");
   const synthetic = z.strictObject({

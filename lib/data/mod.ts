@@ -46,6 +46,7 @@ export interface DatasetConfig {
   num_classes?: number;
   ignore_index?: number;
   separator?: string;
+  class_names?: string[];
   // SyntheticCityscapes
   num_train?: number;
   num_val?: number;
@@ -81,6 +82,7 @@ export async function openDataset(
         val_path: cfg.val_path,
         test_path: cfg.test_path,
         transforms: cfg.transforms,
+        class_names: cfg.class_names,
       });
     case "SyntheticCityscapes":
       return await openSyntheticCityscapes({

@@ -175,6 +175,11 @@ train_dataset:
     { "x.yml": noCls + ds.replace("  train_path: d/train.txt\n", "") },
     (d) => `${join(d, "x.yml")}: train_dataset.train_path: required for mode 'train'`,
   );
+  // one class name per class
+  await failsWith(
+    { "x.yml": noCls + ds + "  class_names: [Sky, Road]\n" },
+    (d) => `${join(d, "x.yml")}: train_dataset.class_names: 2 names for num_classes 11`,
+  );
   // losses must match the model's outputs
   await failsWith(
     { "x.yml": MINIMAL.replace("type: HRNetW48", "type: HRNetW48Contrast") },
