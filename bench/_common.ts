@@ -91,24 +91,24 @@ export function resetPeakRss(): boolean {
   }
 }
 
-/** Peak RSS (VmHWM) of this process in bytes since start or the last `resetPeakRss`. */
-export function peakRss(): number | null {
+/** A `Key:   N kB` field of a /proc file, in bytes; null where /proc or the field is missing. */
+function procKiB(file: string, key: string): number | null {
   try {
-    const m = readFileSync("/proc/self/status", "utf8").match(/^VmHWM:\s*(\d+)\s*kB/m);
+    const m = readFileSync(file, "utf8").match(new RegExp(`^${key}:\\s*(\\d+)\\s*kB`, "m"));
     return m ? Number(m[1]) * 1024 : null;
   } catch {
     return null;
   }
 }
 
+/** Peak RSS (VmHWM) of this process in bytes since start or the last `resetPeakRss`. */
+export function peakRss(): number | null {
+  return procKiB("/proc/self/status", "VmHWM");
+}
+
 /** Available memory (MemAvailable) in bytes, or null. */
 export function availableMemory(): number | null {
-  try {
-    const m = readFileSync("/proc/meminfo", "utf8").match(/^MemAvailable:\s*(\d+)\s*kB/m);
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
+  return procKiB("/proc/meminfo", "MemAvailable");
 }
 
 // ---------------------------------------------------------------------------------------------------------
