@@ -3,7 +3,7 @@
  * (never system-wide). Each step is a small module under `scripts/setup/` that checks a stamp first,
  * so a second run costs well under a second.
  *
- *   deno run -A scripts/setup.ts [--for train|test|all] [--quiet] [--gpu]
+ *   deno run -A scripts/setup.ts [--for train|test|all] [--quiet] [--gpu] [--only STEP[,STEP...]]
  */
 import { parseArgs } from "node:util";
 import { type SetupContext, type SetupStep, steps } from "./setup/steps.ts";
@@ -31,9 +31,17 @@ const ctx: SetupContext = {
   log: (msg: string) => console.error(`[setup] ${msg}`),
 };
 
+const only = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
+const unknown = only?.filter((n) => !steps.some((s) => s.name === n)) ?? [];
+if (unknown.length) {
+  console.error(
+    `setup: unknown step(s) ${unknown.join(", ")} (steps: ${steps.map((s) => s.name).join(", ")})`,
+  );
+  Deno.exit(2);
+}
 const chosen: SetupStep[] = steps.filter((
   s,
-) => (values.only ? s.name === values.only : purpose === "all" || s.purposes.includes(purpose)));
+) => (only ? only.includes(s.name) : purpose === "all" || s.purposes.includes(purpose)));
 for (const step of chosen) {
   const t0 = performance.now();
   try {

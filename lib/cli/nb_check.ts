@@ -8,7 +8,7 @@
  *   2. signs (trusts) the executed copies in a private Jupyter data folder;
  *   3. starts JupyterLab headless on 127.0.0.1 (free port, random token, private config/data/runtime and
  *      settings folders: nothing in the user's home), with the notebook windowing off so every cell renders;
- *   4. opens each notebook in Debian's Chromium (headless, Chrome DevTools protocol over a WebSocket), waits
+ *   4. opens each notebook in headless Chromium (Chrome DevTools protocol over a WebSocket), waits
  *      until every plot output holds plotly's SVG (`svg.main-svg`), and saves a full-length screenshot;
  *   5. shuts everything down.
  * Renderers: `plotly` = JupyterLab with the jupyterlab-plotly extension (Python plotly 5.24.1; draws the
@@ -17,12 +17,16 @@
  *
  * Default notebook: notebooks/04_feature_space.ipynb, executed on the tiny test settings
  * ({@link tinyNotebookEnv}; `--full` keeps the notebooks' own). Exit 0 when every plot rendered, else 1.
- * Chromium: /usr/bin/chromium (or $PC_CHROMIUM); Debian/Ubuntu: `apt-get install chromium`.
+ * Chromium: $PC_CHROMIUM, else the project-local one of the set-up step `browser`, else /usr/bin/chromium
+ * (lib/cli/chromium.ts).
  */
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { chromiumHint, findChromium } from "./chromium.ts";
 import { jupyterEnv, projectRoot, venvTool } from "./lab.ts";
+
+export { chromiumHint, findChromium } from "./chromium.ts";
 
 /**
  * The tiny settings every notebook reads from PC_NB_* (notebookSettings): the test config, a few
@@ -59,17 +63,6 @@ export const CHROMIUM_FLAGS = [
   "--hide-scrollbars",
   "--mute-audio",
 ];
-
-/** The Chromium binary ($PC_CHROMIUM, else /usr/bin/chromium), or null when there is none. */
-export function findChromium(): string | null {
-  const candidates = [Deno.env.get("PC_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"];
-  for (const c of candidates) if (c && existsSync(c)) return c;
-  return null;
-}
-
-export const CHROMIUM_HINT =
-  "no Chromium at /usr/bin/chromium: install it (Debian/Ubuntu: `apt-get install chromium`) " +
-  "or point PC_CHROMIUM at a Chromium/Chrome binary";
 
 // ---------------------------------------------------------------------------------------------------
 // executing notebooks
@@ -275,9 +268,9 @@ export interface BrowserCheckOptions {
 /** Runs steps 2-5 of the module comment for already executed notebooks. */
 export async function browserCheck(executed: string[], o: BrowserCheckOptions): Promise<PageResult[]> {
   const log = o.log ?? ((l: string) => console.error(l));
-  const chromium = findChromium();
-  if (!chromium) throw new Error(CHROMIUM_HINT);
   const root = projectRoot();
+  const chromium = findChromium(root);
+  if (!chromium) throw new Error(chromiumHint(root));
   const jupyter = venvTool("jupyter", root);
   const tmp = await Deno.makeTempDir({ prefix: "pc-nbcheck-" });
   const dirs = Object.fromEntries(
@@ -375,7 +368,8 @@ export async function browserCheck(executed: string[], o: BrowserCheckOptions): 
     // 4. Chromium through the DevTools protocol
     const chromeLog: string[] = [];
     let wsUrl = "";
-    const browser = new Deno.Command(chromium, {
+    const browser = new Deno.Command(chromium.path, {
+      env: chromium.env,
       args: [
         ...CHROMIUM_FLAGS,
         "--remote-debugging-address=127.0.0.1",
@@ -602,8 +596,8 @@ export async function main(argv: string[]): Promise<number> {
     : (() => {
       throw new Error(`--renderer must be plotly, html or both, got '${values.renderer}'`);
     })();
-  if (!findChromium()) throw new Error(CHROMIUM_HINT);
   const root = projectRoot();
+  if (!findChromium(root)) throw new Error(chromiumHint(root));
   const notebooks = positionals.length ? positionals : [join(root, "notebooks", "04_feature_space.ipynb")];
   const env: Record<string, string> = values.full ? {} : tinyNotebookEnv("tests/out/nb_check/run");
   for (const kv of values.env as string[]) {

@@ -2,6 +2,7 @@
 import { pythonStep } from "./python.ts";
 import { nativeStep } from "./native.ts";
 import { datasetStep } from "./dataset.ts";
+import { browserStep } from "./browser.ts";
 
 export interface SetupContext {
   root: string;
@@ -20,4 +21,4 @@ export interface SetupStep {
   run: (ctx: SetupContext) => Promise<boolean>;
 }
 
-export const steps: SetupStep[] = [pythonStep, nativeStep, datasetStep];
+export const steps: SetupStep[] = [pythonStep, nativeStep, datasetStep, browserStep];

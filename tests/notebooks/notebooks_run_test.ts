@@ -5,16 +5,17 @@
  * their plots in JupyterLab in headless Chromium (`deno task nb:check`'s code), screenshots under
  * tests/out/nb_check/.
  *
- * Needs the project's .venv (set-up step `python`: JupyterLab, nbclient, plotly) and /usr/bin/chromium.
- * Missing tools fail the tests with the command that installs them; PC_ALLOW_PY_SKIP=1 /
- * PC_ALLOW_BROWSER_SKIP=1 turn that into a skip with a message.
+ * Needs the project's .venv (set-up step `python`: JupyterLab, nbclient, plotly) and a headless Chromium
+ * (set-up step `browser`: project-local from npm's @sparticuz/chromium, or $PC_CHROMIUM; lib/cli/chromium.ts).
+ * `deno task test` provisions both. Missing tools fail the tests with the command that provides them;
+ * PC_ALLOW_PY_SKIP=1 / PC_ALLOW_BROWSER_SKIP=1 turn that into a skip with a message.
  */
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   browserCheck,
-  CHROMIUM_HINT,
+  chromiumHint,
   countPlotOutputs,
   executeNotebook,
   findChromium,
@@ -41,10 +42,10 @@ function toolProblem(): string | null {
 const pyProblem = toolProblem();
 const allowPySkip = Deno.env.get("PC_ALLOW_PY_SKIP") === "1";
 if (pyProblem && allowPySkip) console.warn(`SKIPPING the notebook runs (PC_ALLOW_PY_SKIP=1): ${pyProblem}`);
-const chromium = findChromium();
+const chromium = findChromium(ROOT);
 const allowBrowserSkip = Deno.env.get("PC_ALLOW_BROWSER_SKIP") === "1";
 if (!chromium && allowBrowserSkip) {
-  console.warn(`SKIPPING the browser check (PC_ALLOW_BROWSER_SKIP=1): ${CHROMIUM_HINT}`);
+  console.warn(`SKIPPING the browser check (PC_ALLOW_BROWSER_SKIP=1): ${chromiumHint(ROOT)}`);
 }
 
 function requireTools(): void {
@@ -189,7 +190,8 @@ Deno.test({
   ignore: (!chromium && allowBrowserSkip) || (pyProblem !== null && allowPySkip),
   async fn() {
     requireTools();
-    if (!chromium) throw new Error(`${CHROMIUM_HINT}; or set PC_ALLOW_BROWSER_SKIP=1 to skip this test`);
+    if (!chromium) throw new Error(`${chromiumHint(ROOT)}; or set PC_ALLOW_BROWSER_SKIP=1 to skip this test`);
+    console.log(`browser: ${chromium.path} (${chromium.source})`);
     const executed: string[] = [];
     for (const name of NOTEBOOKS) {
       const run = await execute(name);
