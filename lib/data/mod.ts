@@ -3,7 +3,8 @@
  * synthetic dataset and the dataset check. Knows nothing about models.
  *
  * Typical use (trainer):
- *   const ds = await openDataset(config.train_dataset);  // plain, serialisable description (synthetic: made if needed)
+ *   const ds = await openDataset(config.train_dataset);  // plain, serialisable description (synthetic: made if
+ *                                                        // needed; a shipped archive, e.g. data/camvid.tar: unpacked)
  *   await checkOnStart(ds);                               // sampled label check; throws DataError with the fix
  *   const loader = new DataLoader(ds, { batchSize: 2, seed, state }); // workers decode + augment ahead
  *   const batch = await loader.next();  // {image: Float32Array [N,H,W,3], label: Int32Array [N,H,W], shape, ...}
@@ -13,6 +14,7 @@
  * Evaluation: `for await (const b of new DataLoader(valDs, { batchSize: 1 }).epoch())` (labels at full size).
  */
 import { type Mode, openCityscapes, openListDataset, type SegDataset } from "./dataset.ts";
+import { ensureShippedDataset } from "./shipped.ts";
 import { openSyntheticCityscapes } from "./synthetic.ts";
 import type { TransformSpec } from "./transforms.ts";
 
@@ -23,6 +25,7 @@ export * from "./image_io.ts";
 export * from "./loader.ts";
 export * from "./transforms.ts";
 export * from "./check.ts";
+export * from "./shipped.ts";
 export {
   ensureSyntheticCityscapes,
   generateSyntheticTar,
@@ -55,7 +58,10 @@ export interface DatasetConfig {
   [key: string]: unknown;
 }
 
-/** Opens the dataset a config entry describes (SyntheticCityscapes: generated and unpacked if needed). */
+/**
+ * Opens the dataset a config entry describes (SyntheticCityscapes: generated and unpacked if needed; a
+ * dataset_root the repository ships as `<root>.tar` + `.sha256`: verified and unpacked if needed).
+ */
 export async function openDataset(
   cfg: DatasetConfig,
   opts: { progress?: boolean } = {},
@@ -64,6 +70,7 @@ export async function openDataset(
   switch (cfg.type) {
     case "Cityscapes":
       if (!cfg.dataset_root) throw new Error(`${where}: dataset_root is required`);
+      await ensureShippedDataset(cfg.dataset_root, { progress: opts.progress });
       return await openCityscapes({
         dataset_root: cfg.dataset_root,
         mode: cfg.mode,
@@ -72,6 +79,7 @@ export async function openDataset(
     case "Dataset":
       if (!cfg.dataset_root) throw new Error(`${where}: dataset_root is required`);
       if (cfg.num_classes === undefined) throw new Error(`${where}: num_classes is required`);
+      await ensureShippedDataset(cfg.dataset_root, { progress: opts.progress });
       return await openListDataset({
         dataset_root: cfg.dataset_root,
         mode: cfg.mode,

@@ -157,17 +157,14 @@ Deno.test("CamVid and synthetic configs: data as documented", async () => {
   assertEquals(cam.loss.types.every((t) => t.ignore_index === 11), true);
   const tr = cam.train_dataset!;
   assert(tr.type === "Dataset");
-  assertEquals([tr.dataset_root, tr.train_path], [
-    "../shared/data/camvid",
-    "../shared/data/camvid/train.txt",
-  ]);
+  assertEquals([tr.dataset_root, tr.train_path], ["data/camvid", "data/camvid/train.txt"]); // data/camvid.tar
   const crop = tr.transforms.find((t) => t.type === "RandomPaddingCrop");
   assert(crop?.type === "RandomPaddingCrop");
   assertEquals([crop.label_padding_value, crop.ignore_index], [11, 11]); // padding is ignored
   const names = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car"];
   for (const d of [tr, cam.val_dataset!]) {
     assert(d.type === "Dataset");
-    assertEquals(d.class_names, [...names, "Pedestrian", "Bicyclist"]); // ../shared/data/README.md's order
+    assertEquals(d.class_names, [...names, "Pedestrian", "Bicyclist"]); // data/README.md's order
   }
   const syn = await load("configs/synthetic/hrnet_w18_small_v1_contrast_synthetic_256x128_1.5k.yml");
   assertEquals([syn.train_dataset!.type, syn.model.num_classes, syn.model.bb_channels], [

@@ -1,4 +1,7 @@
-/** `deno task check-data` end to end: exit codes, the histogram, and a named fix for bad labels. */
+/**
+ * `deno task check-data` end to end: exit codes, the histogram, and a named fix for bad labels; and on the
+ * shipped CamVid (configs/camvid/*, data/camvid.tar) from a folder where it is not unpacked yet.
+ */
 import * as path from "node:path";
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import { writePng } from "../../lib/data/image_io.ts";
@@ -6,9 +9,12 @@ import { tmpDir } from "./_tmp.ts";
 
 const CLI = new URL("../../lib/cli/check_data.ts", import.meta.url).pathname;
 
-async function cli(args: string[]): Promise<{ code: number; out: string }> {
+const REPO = new URL("../../", import.meta.url).pathname;
+
+async function cli(args: string[], cwd?: string): Promise<{ code: number; out: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
+    cwd,
     stdout: "piped",
     stderr: "piped",
   })
@@ -57,4 +63,46 @@ Deno.test("check-data: histogram and exit 0 for good labels, named fix and exit 
   const usage = await cli([]);
   assertEquals(usage.code, 2);
   assert(usage.out.includes("usage: deno task check-data"));
+});
+
+Deno.test("check-data --config configs/camvid/...: verifies and unpacks data/camvid.tar, histogram as PIL counts it", async () => {
+  // a folder laid out like a fresh clone: only data/camvid.tar and its checksum, nothing unpacked
+  const clone = await tmpDir("pc-checkcamvid-");
+  await Deno.mkdir(path.join(clone, "data"));
+  for (const f of ["camvid.tar", "camvid.tar.sha256"]) {
+    await Deno.copyFile(path.join(REPO, "data", f), path.join(clone, "data", f));
+  }
+  const config = path.join(REPO, "configs", "camvid", "hrnet_w18_small_v1_contrast_camvid_224x160_2k.yml");
+  const r = await cli(["--config", config], clone);
+  assertEquals(r.code, 0, r.out);
+  assert(r.out.includes("train_dataset: Dataset train: 367 images (data/camvid/train.txt)"), r.out);
+  assert(r.out.includes("val_dataset: Dataset val: 101 images (data/camvid/val.txt)"), r.out);
+  assert(r.out.includes("most common 240x180 x367"), r.out);
+  // every class line of both splits equals the independent Pillow count of tests/fixtures/data/
+  const pil = JSON.parse(
+    await Deno.readTextFile(new URL("../fixtures/data/camvid_histogram.json", import.meta.url)),
+  );
+  const names = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car"];
+  const [trainPart, valPart] = r.out.split("val_dataset:");
+  for (const [split, text] of [["train", trainPart], ["val", valPart]] as const) {
+    const counts: Record<string, number> = pil[split].counts;
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    assertEquals(total, pil[split].images * 240 * 180);
+    [...names, "Pedestrian", "Bicyclist"].forEach((name, c) => {
+      const pct = ((100 * (counts[String(c)] ?? 0)) / total).toFixed(2);
+      assert(
+        new RegExp(`\\b${c} ${name} +${pct}%`).test(text),
+        `${split}: class ${c} ${name} ${pct}%\n${text}`,
+      );
+    });
+    assert(
+      text.includes(`ign (ignored) ${" ".repeat(7)}${((100 * counts["11"]) / total).toFixed(2)}%`),
+      text,
+    );
+  }
+  // unpacked by the check itself, with the archive code's completion marker
+  const marker = JSON.parse(
+    await Deno.readTextFile(path.join(clone, "data", "camvid", ".unpacked-camvid.tar.json")),
+  );
+  assertEquals(marker.files, 938);
 });
