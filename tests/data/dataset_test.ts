@@ -1,7 +1,7 @@
 /**
- * Datasets: the real Cityscapes sample (labelIds -> trainIds), CamVid through the list-file dataset
- * (histogram against an independent PIL count), image/label I/O formats, and every data error case with
- * its named fix.
+ * Datasets: the real Cityscapes sample (tests/fixtures/data/cityscapes-sample: labelIds -> trainIds), CamVid
+ * (the shipped data/camvid.tar: checksum, unpack, the list-file dataset, histogram against an independent
+ * PIL count), image/label I/O formats, and every data error case with its named fix.
  */
 import * as path from "node:path";
 import { decode as decodePng } from "fast-png";
@@ -12,6 +12,7 @@ import {
   encodeJpegBytes,
   encodePngBytes,
   encodeRgbPngBytes,
+  ensureShippedDataset,
   ID_TO_TRAIN_ID,
   loadItem,
   openCityscapes,
@@ -24,17 +25,13 @@ import {
 } from "../../lib/data/mod.ts";
 import { tmpDir } from "./_tmp.ts";
 
-const SHARED = new URL("../../../shared/data/", import.meta.url).pathname;
-const hasShared = await Deno.stat(SHARED).then(() => true, () => false);
-if (!hasShared) {
-  console.log(`dataset_test: ${SHARED} is absent: the CamVid and Cityscapes-sample tests are skipped`);
-}
+const FIXTURES = new URL("../fixtures/data/", import.meta.url).pathname;
+const REPO = new URL("../../", import.meta.url).pathname;
 
 Deno.test({
   name: "Cityscapes sample: labelIds converted with the official table agree with labelTrainIds on >= 99.7%",
-  ignore: !hasShared,
   fn: async () => {
-    const root = path.join(SHARED, "cityscapes-sample");
+    const root = path.join(FIXTURES, "cityscapes-sample");
     const ds = await openCityscapes({ dataset_root: root, mode: "val" });
     assertEquals(ds.items.length, 1);
     assertEquals(ds.items[0].labelKind, "trainIds");
@@ -68,9 +65,11 @@ Deno.test({
 Deno.test({
   name:
     "CamVid through the list-file Dataset: class histogram equals an independent count (fast-png and PIL)",
-  ignore: !hasShared,
   fn: async () => {
-    const root = path.join(SHARED, "camvid");
+    // the shipped archive, verified and unpacked as the set-up does (a no-op when it already is)
+    const root = path.join(REPO, "data", "camvid");
+    const shipped = await ensureShippedDataset(root, { progress: false });
+    assert(shipped !== null, "data/camvid is a shipped dataset (data/camvid.tar + .sha256)");
     const pil = JSON.parse(
       await Deno.readTextFile(new URL("../fixtures/data/camvid_histogram.json", import.meta.url)),
     );

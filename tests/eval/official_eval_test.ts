@@ -3,8 +3,8 @@
  * unmodified from the project's `.venv`, see scripts/requirements.txt) on predictions exported by
  * `evaluate(..., { exports: { labelIds: true } })`.
  *
- * Frames: synthetic ones written here in the official layout (gtFine labelIds + instanceIds) and, when
- * `../shared/data` exists, the real frame `frankfurt_000000_000294`. Predictions come from a nearest-colour
+ * Frames: synthetic ones written here in the official layout (gtFine labelIds + instanceIds) and the real
+ * frame `frankfurt_000000_000294` (tests/fixtures/data/cityscapes-sample). Predictions come from a nearest-colour
  * classifier, so they are imperfect in a realistic way.
  *
  * Definitions (why the comparison is made the way it is):
@@ -34,7 +34,7 @@ await initBackend();
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const PY = `${ROOT}/.venv/bin/python`;
-const SAMPLE = `${ROOT}/../shared/data/cityscapes-sample`;
+const SAMPLE = `${ROOT}/tests/fixtures/data/cityscapes-sample`;
 const SAMPLE_STEM = "frankfurt_000000_000294";
 
 async function probePython(): Promise<string | null> {
@@ -57,8 +57,6 @@ const allowSkip = Deno.env.get("PC_ALLOW_PY_SKIP") === "1";
 if (pyProblem && allowSkip) {
   console.warn(`SKIPPING the official Cityscapes evaluator test (PC_ALLOW_PY_SKIP=1): ${pyProblem}`);
 }
-const haveSample = await Deno.stat(SAMPLE).then(() => true, () => false);
-if (!haveSample) console.warn(`official evaluator test: ${SAMPLE} absent, using synthetic frames only`);
 
 /** Writes a frame in the official layout and returns it as an evaluation sample. */
 async function writeFrame(
@@ -177,7 +175,7 @@ Deno.test({
         await writeFrame(gtA, stem, f, h, w);
         samples.push(await loadSample(gtA, stem, f.rgb));
       }
-      if (haveSample) {
+      {
         const dir = `${gtA}/gtFine/val/frankfurt`;
         await Deno.mkdir(dir, { recursive: true });
         for (const kind of ["labelIds", "instanceIds"]) {
