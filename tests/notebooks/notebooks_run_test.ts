@@ -171,6 +171,29 @@ Deno.test({
         );
       });
     }
+    // notebook 01's other settings line: the shipped real data instead of the synthetic set
+    await t.step("01_unpack_dataset.ipynb with DATA=camvid", async () => {
+      const out = join(EXECUTED, "camvid", "01_unpack_dataset.ipynb");
+      const run = await executeNotebook(join(ROOT, "notebooks", "01_unpack_dataset.ipynb"), {
+        out,
+        env: { ...TINY_ENV, PC_NB_DATA: "camvid", PC_NB_CONFIG: "" },
+        timeoutS: 300,
+      });
+      timings.push(`01 (camvid) ${run.seconds.toFixed(1)} s`);
+      assert(run.ok, `01 with DATA=camvid failed:\n${run.report?.failure ?? run.log.slice(-3000)}`);
+      const nb: ExecutedNotebook = JSON.parse(await Deno.readTextFile(out));
+      const outs = outputsOf(nb);
+      assert(!outs.some((o) => o.output_type === "error"), "01 (camvid): an error output");
+      assertEquals(countPlotOutputs(nb), 3, "01 (camvid): two overlays and the class histogram");
+      const stdout = outs.filter((o) => o.output_type === "stream").map((o) => joinText(o.text)).join("");
+      for (
+        const re of [
+          /config: +configs\/camvid\/hrnet_w18_small_v1_contrast_camvid_224x160_2k\.yml/,
+          /data\/camvid\.tar: SHA-256 [0-9a-f]{16}… matches .*data\/camvid\.tar\.sha256/,
+          /read 4 of 367 training labels; 0 errors/,
+        ]
+      ) assert(re.test(stdout), `01 (camvid): printed output should match ${re}:\n${stdout}`);
+    });
     console.log(`notebook run times (tiny config): ${timings.join(", ")}`);
     // the progress display was updated in place until the end (update_display_data applied by nbclient)
     const nb02: ExecutedNotebook = JSON.parse(await Deno.readTextFile(join(EXECUTED, "02_train.ipynb")));

@@ -65,8 +65,16 @@ Deno.test("each notebook starts with one settings cell; cells import lib/ only a
       /Settings: the one cell to edit/,
       `${name}: first code cell is not the settings cell`,
     );
-    // one line per setting: the config path is one line to change (e.g. to the Cityscapes config)
-    assertMatch(code[0], /^ {2}(CONFIG|CONTRAST_CONFIG): "configs\/[^"]+\.yml",/m, `${name}: config line`);
+    // one line per setting: the config path is one line to change (e.g. to the Cityscapes config); in 01 the
+    // data set is (DATA: the embedded synthetic set or the shipped CamVid), with CONFIG as the override
+    if (/^ {2}DATA: /m.test(code[0])) {
+      assertMatch(code[0], /^ {2}DATA: "synthetic", \/\/ .*"camvid"/m, `${name}: DATA line offers camvid`);
+      assertMatch(code[0], /^ {2}CONFIG: null as string \| null,/m, `${name}: CONFIG override line`);
+      const configs = code.join("\n");
+      for (const c of ["configs/synthetic/", "configs/camvid/"]) assert(configs.includes(c), `${name}: ${c}`);
+    } else {
+      assertMatch(code[0], /^ {2}(CONFIG|CONTRAST_CONFIG): "configs\/[^"]+\.yml",/m, `${name}: config line`);
+    }
     assertMatch(
       code[0],
       /= notebookSettings\(\{/,
