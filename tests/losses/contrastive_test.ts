@@ -1,6 +1,7 @@
 /**
  * Golden tests G1-G4 (method.md §11) for the contrastive term, float32 against the float64 figures of
- * ../shared/method-golden-values.py, relative tolerance 1e-5; finite-difference gradient checks.
+ * tests/fixtures/golden/method_golden_values.py (checked by golden_script_test.ts), relative tolerance 1e-5;
+ * finite-difference gradient checks.
  */
 import { assert, assertAlmostEquals, assertClose } from "../_helpers/assert.ts";
 import { type Tensor2D, type Tensor3D, tf } from "../../lib/backend/tf.ts";
