@@ -49,7 +49,7 @@ export const CITYSCAPES_IGNORE_INDEX = 255;
 /**
  * Named CE class-weight presets and their class counts. The weights themselves live with the loss
  * (lib/losses/options.ts `CE_WEIGHT_PRESETS`), which resolves the name; the config only checks the count.
- * `torch_cityscapes`: the official PyTorch code's Cityscapes weights (method.md §3).
+ * `torch_cityscapes`: the official PyTorch code's Cityscapes weights (docs/method.md §3).
  */
 export const CE_WEIGHT_PRESET_SIZES = { torch_cityscapes: 19 } as const;
 type WeightPreset = keyof typeof CE_WEIGHT_PRESET_SIZES;
@@ -310,7 +310,7 @@ const memoryBank = z.strictObject({
     "negative mining over the memory (the paper's variants; not in the public code)",
   ),
   reproduce_public_code: z.boolean().default(false).describe(
-    "reproduce the public code's defects (method.md §5) instead of the intended semantics",
+    "reproduce the public code's defects (docs/method.md §5) instead of the intended semantics",
   ),
 }).describe("ours: memory-bank options");
 

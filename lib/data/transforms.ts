@@ -4,7 +4,7 @@
  * to `apply` (one per sample, so results do not depend on which worker ran it).
  *
  * A sample is an HWC float32 RGB image (0..255 until Normalize) and an HW uint8 label (train ids,
- * 255 = ignore) or null. Semantics, as PaddleSeg (method.md 6.2):
+ * 255 = ignore) or null. Semantics, as PaddleSeg (docs/method.md §6.2):
  * - ResizeStepScaling: factor drawn from linspace(min, max, int((max-min)/step + 1)) (or U(min, max)
  *   when step is 0); size round-half-even(factor * W) x (factor * H); image bilinear (cv2.INTER_LINEAR),
  *   label nearest (cv2.INTER_NEAREST).

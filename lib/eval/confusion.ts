@@ -1,5 +1,5 @@
 /**
- * Confusion matrix accumulation (method.md §8): rows = ground-truth class, columns = predicted class, pixels
+ * Confusion matrix accumulation (docs/method.md §8): rows = ground-truth class, columns = predicted class, pixels
  * whose label equals the ignore index dropped. Counting runs on the backend (one `tf.bincount` over
  * `label·C + pred`, a kernel that the cpu, wasm, webgl/webgpu and native TensorFlow backends all have);
  * only C·C + 2 integers come back to the host, where they are summed in float64 across the dataset.

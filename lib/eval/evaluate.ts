@@ -4,7 +4,7 @@
  *
  * For each image: inference in the chosen mode (whole / slide / aug) → scores resized to the label's size if
  * it differs → argmax → confusion matrix on the backend (ignore index dropped), summed in float64 →
- * metrics (method.md §8). Optional exports (trainId / labelId PNGs, colour masks, overlays).
+ * metrics (docs/method.md §8). Optional exports (trainId / labelId PNGs, colour masks, overlays).
  */
 import { tf } from "../backend/tf.ts";
 import { Progress } from "../util/progress.ts";

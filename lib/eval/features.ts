@@ -3,7 +3,7 @@
  * feature space (notebook 04, `deno task viz embed`) and whole-image predictions for overlays
  * (notebook 03).
  *
- * Pixel features live on the stride-4 grid of the model (method.md §4.2): for an input of H×W the grid is
+ * Pixel features live on the stride-4 grid of the model (docs/method.md §4.2): for an input of H×W the grid is
  * ceil(H/4)×ceil(W/4) and grid cell (i, j) takes the label `label[4i, 4j]` (nearest, top-left pixel of
  * the 4×4 cell — the rule the contrast loss uses to downsample labels). Two layers:
  *   - `proj`: the projection head's unit-norm embeddings [h, w, D] (contrast model only) — the space

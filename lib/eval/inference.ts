@@ -1,5 +1,5 @@
 /**
- * Inference modes of PaddleSeg's `core/infer.py` (method.md §8), on any model that maps a batch of
+ * Inference modes of PaddleSeg's `core/infer.py` (docs/method.md §8), on any model that maps a batch of
  * normalised images to per-pixel class scores:
  *   - whole image: one forward pass;
  *   - slide: windows of crop (w,h) with stride (w,h), rows = ceil((H−h)/stride_h)+1 (same for columns), the

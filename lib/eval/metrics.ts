@@ -1,5 +1,5 @@
 /**
- * Segmentation metrics from a confusion matrix, exactly as method.md §8 (PaddleSeg `utils/metrics.py`):
+ * Segmentation metrics from a confusion matrix, exactly as docs/method.md §8 (PaddleSeg `utils/metrics.py`):
  *   intersect_c = M[c][c], pred_area_c = Σ_l M[l][c] (column), label_area_c = Σ_p M[c][p] (row);
  *   IoU_c = intersect / (pred_area + label_area − intersect), 0 when the union is 0;
  *   mIoU = plain mean over ALL classes (absent classes count as 0 — unlike the official Cityscapes script,

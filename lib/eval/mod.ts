@@ -1,5 +1,5 @@
 /**
- * Evaluation: confusion matrix → metrics (method.md §8), PaddleSeg's inference modes, exports, and the
+ * Evaluation: confusion matrix → metrics (docs/method.md §8), PaddleSeg's inference modes, exports, and the
  * `evaluate` loop shared by in-training validation and `deno task val`.
  */
 export { confusionCounts, ConfusionMatrix } from "./confusion.ts";

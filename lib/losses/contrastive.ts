@@ -1,5 +1,5 @@
 /**
- * The contrastive term (`_contrastive`, method.md §4.4) and its building blocks.
+ * The contrastive term (`_contrastive`, docs/method.md §4.4) and its building blocks.
  *
  * For anchor r with positives P_r (same class, itself excluded) and negatives N_r:
  *   L_r = −(τ/τ_b) · (1/|P_r|) · Σ_{p∈P_r} log[ e^{s_rp} / (e^{s_rp} + Σ_{n∈N_r} e^{s_rn}) ],  s = z·z'/τ

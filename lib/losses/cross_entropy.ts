@@ -1,5 +1,5 @@
 /**
- * Pixel cross-entropy with an ignore label, reduced as PaddleSeg's `CrossEntropyLoss` (method.md §3):
+ * Pixel cross-entropy with an ignore label, reduced as PaddleSeg's `CrossEntropyLoss` (docs/method.md §3):
  *
  *   loss_p = w_{y_p} · (−log softmax(x_p)[y_p])          (w ≡ 1 when unweighted)
  *   CE     = mean_p(loss_p · m_p) / (mean_p(w_{y_p} · m_p) + 1e-8),   m_p = [y_p ≠ ignore]

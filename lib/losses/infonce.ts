@@ -1,5 +1,5 @@
 /**
- * InfoNCE core shared by the in-batch and memory contrast (method.md §4.4), in the log domain:
+ * InfoNCE core shared by the in-batch and memory contrast (docs/method.md §4.4), in the log domain:
  * −log[e^s / (e^s + Σ_n e^{s_n})] = softplus(lse_n − s), lse_n = log-sum-exp over the negatives.
  */
 import { type Tensor1D, type Tensor2D, tf } from "../backend/tf.ts";

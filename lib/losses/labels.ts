@@ -1,5 +1,5 @@
 /**
- * Labels and predictions at embedding resolution (method.md §4.2).
+ * Labels and predictions at embedding resolution (docs/method.md §4.2).
  *
  * Labels use the legacy nearest rule of both references, src = floor(dst · in / out), i.e. for the exact
  * factor 4 the strided picks `label[4i, 4j]` (top-left pixel of each 4×4 cell). Predictions are the

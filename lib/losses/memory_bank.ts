@@ -1,5 +1,5 @@
 /**
- * Pixel and segment memory (TORCH `_dequeue_and_enqueue`, method.md §5), one queue pair per class.
+ * Pixel and segment memory (TORCH `_dequeue_and_enqueue`, docs/method.md §5), one queue pair per class.
  *
  * Intended semantics (default):
  *  - per image and per class c present at embedding resolution (labels picked at the SAME stride as the
@@ -10,7 +10,7 @@
  *    oldest entries are overwritten; if K > size only the last `size` of them survive.
  *  - contrast set: for every class c, its segment queue then its pixel queue, labelled c.
  *
- * `reproducePublicCode` reproduces the public code instead (method.md §5 defects 1-5): labels picked at
+ * `reproducePublicCode` reproduces the public code instead (docs/method.md §5 defects 1-5): labels picked at
  * stride `publicLabelStride` (8) and their flat indices used on the stride-4 feature map; pixels taken at
  * positions perm[:K] of 0..#pixels−1; class 0 skipped; pixel ptr += 1, and when ptr + K ≥ size the last K
  * slots are written and ptr resets to 0; the contrast set skips class 0 and ends with one block of zero

@@ -1,5 +1,5 @@
 /**
- * Losses of the pixel-contrast segmentation model (method.md §3-5): pure functions of tensors plus an
+ * Losses of the pixel-contrast segmentation model (docs/method.md §3-5): pure functions of tensors plus an
  * injected Rng; no I/O. Entry point for the trainer: `segmentationLoss` with options from
  * `lossOptionsFromConfig(config.loss)` and, when memory.enabled, a `MemoryBank` from `memoryBankFromOptions`.
  */

@@ -2,11 +2,11 @@
  * Loss options: TypeScript shapes with the seed's (REPRO/PSEG) defaults, and the mapping from the
  * validated config (`loss.types[i]`, `loss.coef`, snake_case keys; see lib/config/schema.ts).
  *
- * Defaults follow method.md §12: CE unweighted with ignore 255; contrast τ 0.1, τ_b 0.07,
+ * Defaults follow docs/method.md §12: CE unweighted with ignore 255; contrast τ 0.1, τ_b 0.07,
  * max_samples 1024, max_views 100, contrast groups of 2 images, no warm-up, coef [1, 0.1], no memory.
  */
 
-/** TORCH (tfzhou/ContrastiveSeg `loss.params.ce_weight`) Cityscapes class weights, method.md §3. */
+/** TORCH (tfzhou/ContrastiveSeg `loss.params.ce_weight`) Cityscapes class weights, docs/method.md §3. */
 export const TORCH_CE_WEIGHTS: readonly number[] = Object.freeze([
   0.8373,
   0.9180,
@@ -62,7 +62,7 @@ export interface MemoryOptions {
   miningPositives: number;
   /** Semi-hard pool: this fraction of the nearest negatives / farthest positives (paper: top 10%). */
   semiHardFraction: number;
-  /** Reproduce the public code's defects (method.md §5 list 1-5) instead of the intended semantics. */
+  /** Reproduce the public code's defects (docs/method.md §5 list 1-5) instead of the intended semantics. */
   reproducePublicCode: boolean;
   /** Label stride used by the public code's enqueue (`network.stride` = 8); only with reproducePublicCode. */
   publicLabelStride: number;

@@ -1,5 +1,5 @@
 /**
- * PixelContrastLoss (method.md §4): hard/easy anchor sampling on the stride-4 embeddings and the
+ * PixelContrastLoss (docs/method.md §4): hard/easy anchor sampling on the stride-4 embeddings and the
  * supervised pixel-to-pixel InfoNCE, per contrast group of images, optionally against a memory bank.
  *
  *   inputs: logits4 [N,h,w,C] (stride-4 logits → predictions), embed [N,h,w,D] (unit vectors),
@@ -9,7 +9,7 @@
  * reference's per-GPU batch is G = 2). Sampling caps (max_samples, max_views) apply per group and the
  * term is the mean over groups, each group's term being the reference's per-GPU loss (gradients of
  * data-parallel GPUs are averaged). An empty group (no class with more than max_views pixels, or more
- * (image, class) pairs than max_samples) contributes 0 — both references crash there (method.md §4.3).
+ * (image, class) pairs than max_samples) contributes 0 — both references crash there (docs/method.md §4.3).
  *
  * Host/device split: labels and predictions at embedding resolution are downloaded once (2·N·h·w int32);
  * the anchor selection runs on the host; the embeddings of all groups' anchors are gathered with one
@@ -80,7 +80,7 @@ export interface ContrastDiagnostics {
   anchorsPerClass: number[];
   hardAnchors: number;
   easyAnchors: number;
-  /** How many (image, class) pairs used each keep rule of method.md §4.3. */
+  /** How many (image, class) pairs used each keep rule of docs/method.md §4.3. */
   keepRules: { a: number; b: number; c: number };
   /** Anchor rows left out of the mean because they had no positive. */
   rowsWithoutPositive: number;

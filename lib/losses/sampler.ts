@@ -1,5 +1,5 @@
 /**
- * Hard/easy anchor sampling (`_hard_anchor_sampling`, method.md §4.3) on host typed arrays.
+ * Hard/easy anchor sampling (`_hard_anchor_sampling`, docs/method.md §4.3) on host typed arrays.
  *
  * The selection is data-dependent and small (a few hundred index lists of at most max_views entries),
  * so it runs on the host over the labels/predictions at embedding resolution, downloaded once. Every

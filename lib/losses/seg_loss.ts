@@ -1,5 +1,5 @@
 /**
- * The training loss (method.md §4.6): total = coef[0]·CE(logits_up, label) + coef[1]·Contrast(...),
+ * The training loss (docs/method.md §4.6): total = coef[0]·CE(logits_up, label) + coef[1]·Contrast(...),
  * coef [1, 0.1] in REPRO. With warmup_iters > 0 (TORCH 5000) the contrast part is 0 for iter <
  * warmup_iters: it is then not computed at all (its value would be multiplied by 0), but a memory bank
  * is still updated, as in TORCH where the queues are filled from the first iteration.

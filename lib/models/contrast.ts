@@ -315,7 +315,7 @@ export class SegModel {
     return { value, grads: named };
   }
 
-  /** Parameter counts per group and convention (see method.md 1.4). */
+  /** Parameter counts per group and convention (see docs/method.md §1.4). */
   counts(): ParamCounts {
     return countParams(this.store);
   }

@@ -15,7 +15,7 @@ import type { Rng } from "../util/rng.ts";
 
 export type ParamRole = "conv_weight" | "conv_bias" | "bn_weight" | "bn_bias" | "bn_mean" | "bn_variance";
 
-/** How a tensor is initialised (PaddleSeg conventions, see method.md 1.5). */
+/** How a tensor is initialised (PaddleSeg conventions, see docs/method.md §1.5). */
 export type ParamInit =
   | { kind: "normal"; std: number }
   | { kind: "constant"; value: number };

@@ -1,5 +1,5 @@
 /**
- * Single-device honesty: how a run relates to the reference (REPRO, method.md §7), printed at start.
+ * Single-device honesty: how a run relates to the reference (REPRO, docs/method.md §7), printed at start.
  *
  * The reference trained on 4 GPUs x 2 images: one optimizer step averages the gradients of 8 images,
  * BN statistics are synchronised over those 8, and the contrast term is computed per GPU over 2 images

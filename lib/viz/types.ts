@@ -27,7 +27,7 @@ export interface PlotlyFigureSpec {
 export interface ContrastDiagnostics {
   /**
    * Anchors sampled per class (index = trainId, length = number of classes; 0 for a class absent from
-   * the batch). The sampler picks `n_view` pixels per (image, class) present (method.md §4.3).
+   * the batch). The sampler picks `n_view` pixels per (image, class) present (docs/method.md §4.3).
    */
   anchorsPerClass?: number[];
   /** Number of hard anchors (label c, predicted ≠ c) in the contrast set. */

@@ -46,7 +46,7 @@ Deno.test("every config under configs/ loads and validates (_base_ files: merge 
 Deno.test("the seed recipe resolves to the seed's hyper-parameters exactly", async () => {
   const c = await load("configs/hrnet_w48_contrast/hrnet_w48_contrast_cityscapes_1024x512_60k.yml");
   // expected values typed from justld/contrast_seg_paddle configs/HRNet_W48_cityscapes_1024x512_60k.yml
-  // (HEAD 278a004) and method.md sections 2, 4.1, 6.2, 7
+  // (HEAD 278a004) and docs/method.md §2, §4.1, §6.2, §7
   assertEquals(c.iters, 60000);
   assertEquals(c.batch_size, 2);
   deepStrictEqual(c.optimizer, { type: "sgd", momentum: 0.9, weight_decay: 0.0002 });
@@ -227,7 +227,7 @@ Deno.test("derived values: class-weight preset, loss alias, num_classes and igno
   assert(ce.type === "CrossEntropyLoss");
   assertEquals(ce.weight, "torch_cityscapes"); // the name is kept; the loss resolves it
   const resolved = resolveClassWeights(lossOptionsFromConfig(c.loss).ce.weight, 19)!;
-  assertEquals(Math.fround(resolved[0]), Math.fround(0.8373)); // method.md section 3, class 0
+  assertEquals(Math.fround(resolved[0]), Math.fround(0.8373)); // docs/method.md §3, class 0
   const badCount = () =>
     validateConfig({
       iters: 1,

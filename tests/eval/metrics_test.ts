@@ -16,7 +16,7 @@ async function metricsOf(pred: number[], label: number[], shape: number[], C: nu
   return { cm, m: computeMetrics(cm) };
 }
 
-Deno.test("G8: metrics of method.md section 11", async () => {
+Deno.test("G8: metrics of docs/method.md §11", async () => {
   const { m } = await metricsOf([0, 1, 1, 2, 2, 0], [0, 0, 1, 2, 255, 1], [1, 2, 3], 3);
   assertEquals(m.intersect, [1, 1, 1]);
   assertEquals(m.predArea, [2, 2, 1]);

@@ -1,5 +1,5 @@
 /**
- * Golden tests G1-G4 (method.md §11) for the contrastive term, float32 against the float64 figures of
+ * Golden tests G1-G4 (docs/method.md §11) for the contrastive term, float32 against the float64 figures of
  * tests/fixtures/golden/method_golden_values.py (checked by golden_script_test.ts), relative tolerance 1e-5;
  * finite-difference gradient checks.
  */

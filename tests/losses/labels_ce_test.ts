@@ -1,4 +1,4 @@
-/** G6 (label downsampling) and G7 (cross-entropy with ignore), method.md §11; CE weighting and edge cases. */
+/** G6 (label downsampling) and G7 (cross-entropy with ignore), docs/method.md §11; CE weighting and edge cases. */
 import { assert, assertAlmostEquals, assertClose, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { type Tensor3D, type Tensor4D, tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";

@@ -1,4 +1,4 @@
-/** Memory bank (method.md §5): exact queue contents, FIFO order, wrap-around, overflow; public-code mode; state. */
+/** Memory bank (docs/method.md §5): exact queue contents, FIFO order, wrap-around, overflow; public-code mode; state. */
 import { assert, assertClose, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { type Tensor3D, type Tensor4D, tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";

@@ -1,4 +1,4 @@
-/** G5 (method.md §11) and the sampling rules of §4.3 on host arrays. */
+/** G5 (docs/method.md §11) and the sampling rules of §4.3 on host arrays. */
 import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { type AnchorSample, sampleHardAnchors } from "../../lib/losses/sampler.ts";

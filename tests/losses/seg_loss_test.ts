@@ -1,4 +1,4 @@
-/** G12 (loss assembly, method.md §11), warm-up, diagnostics and the config mapping. */
+/** G12 (loss assembly, docs/method.md §11), warm-up, diagnostics and the config mapping. */
 import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { type Tensor4D, tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";

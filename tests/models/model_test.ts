@@ -1,6 +1,6 @@
 /**
  * The contrast model: output shapes (G10 on small inputs), PaddleSeg parameter names and counts (exact
- * HRNet-W48 figures from method.md 1.4), num_classes from options (a 3-class model trains a step, saves and
+ * HRNet-W48 figures from docs/method.md §1.4), num_classes from options (a 3-class model trains a step, saves and
  * reloads), BN running-statistics driving, dropout reproducibility and tensor hygiene.
  */
 import { tf } from "../../lib/backend/tf.ts";

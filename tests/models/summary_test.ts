@@ -1,5 +1,5 @@
 /**
- * `deno task summary` prints the exact HRNet-W48 counts of method.md 1.4 (G10), from flags and from the
+ * `deno task summary` prints the exact HRNet-W48 counts of docs/method.md §1.4 (G10), from flags and from the
  * W48 contrast config.
  */
 import { SegModel } from "../../lib/models/contrast.ts";

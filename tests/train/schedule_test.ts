@@ -3,8 +3,8 @@ import { polyLr } from "../../lib/train/schedule.ts";
 
 const seed = { learningRate: 0.01, endLr: 0, power: 0.9, iters: 60000 };
 
-Deno.test("G9: poly LR matches the reference values of method.md section 7", () => {
-  // Expected values computed independently: 0.01 * (1 - k/60000)^0.9 in float64 (method.md G9).
+Deno.test("G9: poly LR matches the reference values of docs/method.md §11 (G9; schedule §7)", () => {
+  // Expected values computed independently: 0.01 * (1 - k/60000)^0.9 in float64 (docs/method.md §11 G9).
   const expected: Array<[number, number]> = [
     [0, 0.01],
     [9, 0.0099986500],
