@@ -1,0 +1,163 @@
+/**
+ * Builders of hostile inputs for the security suite (generated in the test, no binary fixtures) and
+ * checks that nothing was written outside a destination.
+ */
+import * as path from "node:path";
+import { concat } from "../data/_archives.ts";
+
+/** Every path under `root` (lstat, links not followed) except those under `skip`. */
+export async function treeOutside(root: string, skip: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = path.join(d, e.name);
+      if (p === skip || p.startsWith(skip + path.sep)) continue;
+      const st = await Deno.lstat(p);
+      out.push(`${path.relative(root, p)} ${st.isSymlink ? "link" : st.isDirectory ? "dir" : st.size}`);
+      if (st.isDirectory) await walk(p);
+    }
+  };
+  await walk(root);
+  return out.sort();
+}
+
+/** Symlinks under `dir`. */
+export async function linksUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = path.join(d, e.name);
+      if (e.isSymlink) out.push(path.relative(dir, p));
+      else if (e.isDirectory) await walk(p);
+    }
+  };
+  await walk(dir).catch(() => {});
+  return out;
+}
+
+export async function deflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
+  const s = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("deflate-raw"));
+  return new Uint8Array(await new Response(s).arrayBuffer());
+}
+
+const CRC = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(buf: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) c = CRC[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+export interface ZipItem {
+  name: string;
+  data: Uint8Array | string;
+  /** 0 stored (default), 8 deflated. */
+  method?: 0 | 8;
+  symlink?: boolean;
+}
+
+/** A zip archive (stored or deflated entries, unix modes) built in memory. */
+export async function buildZip(items: ZipItem[]): Promise<Uint8Array> {
+  const enc = new TextEncoder();
+  const local: Uint8Array[] = [], central: Uint8Array[] = [];
+  let offset = 0;
+  for (const it of items) {
+    const name = enc.encode(it.name);
+    const data = typeof it.data === "string" ? enc.encode(it.data) : it.data;
+    const method = it.method ?? 0;
+    const body = method === 8 ? await deflateRaw(data) : data;
+    const crc = crc32(data);
+    const lh = new DataView(new ArrayBuffer(30));
+    lh.setUint32(0, 0x04034b50, true);
+    lh.setUint16(4, 20, true);
+    lh.setUint16(6, 0x0800, true);
+    lh.setUint16(8, method, true);
+    lh.setUint16(12, 0x5121, true);
+    lh.setUint32(14, crc, true);
+    lh.setUint32(18, body.length, true);
+    lh.setUint32(22, data.length, true);
+    lh.setUint16(26, name.length, true);
+    const ch = new DataView(new ArrayBuffer(46));
+    ch.setUint32(0, 0x02014b50, true);
+    ch.setUint16(4, 0x031e, true);
+    ch.setUint16(6, 20, true);
+    ch.setUint16(8, 0x0800, true);
+    ch.setUint16(10, method, true);
+    ch.setUint16(14, 0x5121, true);
+    ch.setUint32(16, crc, true);
+    ch.setUint32(20, body.length, true);
+    ch.setUint32(24, data.length, true);
+    ch.setUint16(28, name.length, true);
+    ch.setUint32(38, ((it.symlink ? 0o120777 : 0o100644) << 16) >>> 0, true);
+    ch.setUint32(42, offset, true);
+    local.push(new Uint8Array(lh.buffer), name, body);
+    central.push(new Uint8Array(ch.buffer), name);
+    offset += 30 + name.length + body.length;
+  }
+  const cd = concat(central);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, items.length, true);
+  end.setUint16(10, items.length, true);
+  end.setUint32(12, cd.length, true);
+  end.setUint32(16, offset, true);
+  return concat([...local, cd, new Uint8Array(end.buffer)]);
+}
+
+/** A seeded generator (mulberry32) for the fuzz tests. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * One mutation of `bytes`: truncation, bit flips, a run of 0xff (inflating a size or offset field),
+ * or a little-endian u32 / u64 size field set to a huge or off-by-a-little value.
+ */
+export function mutate(bytes: Uint8Array, r: () => number): { bytes: Uint8Array; how: string } {
+  const out = bytes.slice();
+  const at = Math.floor(r() * Math.max(1, out.length));
+  switch (Math.floor(r() * 5)) {
+    case 0: {
+      const n = Math.floor(r() * out.length);
+      return { bytes: out.subarray(0, n), how: `truncated to ${n}` };
+    }
+    case 1: {
+      const flips = 1 + Math.floor(r() * 8);
+      for (let i = 0; i < flips; i++) out[Math.floor(r() * out.length)] ^= 1 << Math.floor(r() * 8);
+      return { bytes: out, how: `${flips} bit flips` };
+    }
+    case 2: {
+      const n = 1 + Math.floor(r() * 8);
+      for (let i = 0; i < n && at + i < out.length; i++) out[at + i] = 0xff;
+      return { bytes: out, how: `${n} bytes of 0xff at ${at}` };
+    }
+    case 3: {
+      const dv = new DataView(out.buffer);
+      const v = [0x7fffffff, 0xffffffff, 0x10000000, 0x40000000][Math.floor(r() * 4)];
+      if (at + 4 <= out.length) dv.setUint32(at, v, true);
+      return { bytes: out, how: `u32 ${v} at ${at}` };
+    }
+    default: {
+      const dv = new DataView(out.buffer);
+      const old = at + 4 <= out.length ? dv.getUint32(at, true) : 0;
+      const v = (old + 1 + Math.floor(r() * 1024)) >>> 0;
+      if (at + 4 <= out.length) dv.setUint32(at, v, true);
+      return { bytes: out, how: `u32 ${old} -> ${v} at ${at}` };
+    }
+  }
+}
