@@ -45,7 +45,8 @@ export {
   saveWeights,
   WEIGHTS_FORMAT,
 } from "./weights.ts";
-export { parseWeightFile, readWeightFile, type WeightFile } from "./io/read.ts";
+export { parseWeightFile, readWeightBytes, readWeightFile, type WeightFile } from "./io/read.ts";
 export { PickleError, UnsafePickleError } from "./io/pickle.ts";
 export { encodeSafetensors, readSafetensors, writeSafetensors } from "./io/safetensors.ts";
 export type { DType, RawTensor } from "./io/tensor.ts";
+export { WeightFileError } from "./io/tensor.ts";

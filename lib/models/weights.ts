@@ -14,9 +14,9 @@
  */
 import { tf } from "../backend/tf.ts";
 import { paramGroup, type SegModel } from "./contrast.ts";
-import { parseWeightFile, readWeightFile, type WeightFile } from "./io/read.ts";
+import { parseWeightFile, readWeightBytes, readWeightFile, type WeightFile } from "./io/read.ts";
 import { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
-import { type RawTensor, toFloat32 } from "./io/tensor.ts";
+import { type RawTensor, toFloat32, WeightFileError } from "./io/tensor.ts";
 import { numel, type Param } from "./params.ts";
 
 /**
@@ -147,6 +147,7 @@ export function applyWeights(model: SegModel, file: WeightFile, o: LoadOptions =
     expectedParams: params.reduce((a, p) => a + numel(p.spec.shape), 0),
   };
   const used = new Set<string>();
+  const nonFinite: string[] = [];
   for (const p of params) {
     const k = prefix + fileKey(p, naming, scope);
     const t = file.tensors.get(k);
@@ -161,19 +162,43 @@ export function applyWeights(model: SegModel, file: WeightFile, o: LoadOptions =
       continue;
     }
     if (!t.dtype.startsWith("float") && t.dtype !== "bfloat16") {
-      throw new Error(`${file.source}: tensor '${k}' has dtype ${t.dtype}, expected a floating-point type`);
+      throw new WeightFileError(`${file.source}: tensor '${k}' has dtype ${t.dtype}, expected a floating-point type`);
     }
-    assignParam(p, t, file.layout);
+    const values = toFloat32(t);
+    const bad = countNonFinite(values);
+    if (bad) {
+      nonFinite.push(`'${k}' (${bad.nan} NaN, ${bad.inf} Inf of ${values.length})`);
+      continue;
+    }
+    if (nonFinite.length) continue; // the load fails below; do not assign more
+    assignParam(p, values, t.shape, file.layout);
     report.matched.push(p.spec.name);
     report.matchedParams += numel(p.spec.shape);
+  }
+  if (nonFinite.length) {
+    throw new WeightFileError(
+      `${file.source}: ${nonFinite.length} tensor(s) hold NaN or infinite values, refusing to load them: ` +
+        nonFinite.slice(0, LIST_LIMIT).join(", ") +
+        (nonFinite.length > LIST_LIMIT ? `, ... (${nonFinite.length - LIST_LIMIT} more)` : ""),
+    );
   }
   report.unexpected = keys.filter((k) => !used.has(k));
   return report;
 }
 
-function assignParam(p: Param, t: RawTensor, layout: WeightFile["layout"]): void {
+function countNonFinite(v: Float32Array): { nan: number; inf: number } | null {
+  let nan = 0, inf = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (x !== x) nan++;
+    else if (x === Infinity || x === -Infinity) inf++;
+  }
+  return nan || inf ? { nan, inf } : null;
+}
+
+function assignParam(p: Param, values: Float32Array, shape: number[], layout: WeightFile["layout"]): void {
   tf.tidy(() => {
-    let v: tf.Tensor = tf.tensor(toFloat32(t), t.shape, "float32");
+    let v: tf.Tensor = tf.tensor(values, shape, "float32");
     if (p.spec.role === "conv_weight" && layout === "OIHW") v = tf.transpose(v, [2, 3, 1, 0]);
     p.value.assign(v);
   });
@@ -303,13 +328,7 @@ export interface LoadedWeights {
 
 /** Load a file written by `saveWeights` (strict: every tensor must match by name and shape). */
 export async function loadWeights(model: SegModel, path: string): Promise<LoadedWeights> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new Error(`cannot read checkpoint '${path}': ${(e as Error).message}`);
-  }
-  const { tensors, metadata } = readSafetensors(bytes, path);
+  const { tensors, metadata } = readSafetensors(await readWeightBytes(path), path);
   if (metadata.format !== WEIGHTS_FORMAT) {
     throw new Error(`${path}: not a ${WEIGHTS_FORMAT} file (format '${metadata.format ?? "none"}')`);
   }

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { tf } from "../backend/tf.ts";
 import { loadWeights, saveWeights, type SegModel } from "../models/mod.ts";
-import { readSafetensors, writeSafetensors } from "../models/mod.ts";
+import { readSafetensors, readWeightBytes, writeSafetensors } from "../models/mod.ts";
 import type { RawTensor } from "../models/mod.ts";
 import type { MemoryBank, MemoryBankState } from "../losses/mod.ts";
 import type { LoaderState } from "../data/mod.ts";
@@ -142,7 +142,7 @@ export async function loadCheckpoint(
   const state = await readTrainState(dir);
   await loadWeights(t.model, join(dir, "model.safetensors"));
   const path = join(dir, "train_state.safetensors");
-  const { tensors } = readSafetensors(await Deno.readFile(path), path);
+  const { tensors } = readSafetensors(await readWeightBytes(path), path);
   const params = t.model.trainableWeights();
   const velocity = new Map<string, tf.Tensor>();
   for (const [name, rt] of tensors) {

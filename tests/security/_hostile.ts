@@ -161,3 +161,114 @@ export function mutate(bytes: Uint8Array, r: () => number): { bytes: Uint8Array;
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Weight files: a small pickle writer (protocol 2 opcodes) and PyTorch zip checkpoints
+
+/** Pickle opcodes as a little assembler: strings are latin-1 opcode text, numbers become BININT. */
+export class PickleWriter {
+  #parts: number[] = [0x80, 0x02];
+  op(text: string): this {
+    for (let i = 0; i < text.length; i++) this.#parts.push(text.charCodeAt(i));
+    return this;
+  }
+  int(v: number): this {
+    this.#parts.push(0x4a, v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
+    return this;
+  }
+  str(s: string): this {
+    const b = new TextEncoder().encode(s);
+    this.#parts.push(
+      0x58,
+      b.length & 0xff,
+      (b.length >>> 8) & 0xff,
+      (b.length >>> 16) & 0xff,
+      b.length >>> 24,
+    );
+    for (const x of b) this.#parts.push(x);
+    return this;
+  }
+  bytes(b: Uint8Array): this {
+    this.#parts.push(
+      0x42,
+      b.length & 0xff,
+      (b.length >>> 8) & 0xff,
+      (b.length >>> 16) & 0xff,
+      b.length >>> 24,
+    );
+    for (const x of b) this.#parts.push(x);
+    return this;
+  }
+  global(module: string, name: string): this {
+    return this.op(`c${module}\n${name}\n`);
+  }
+  ints(xs: number[]): this {
+    this.op("(");
+    for (const x of xs) this.int(x);
+    return this.op("t");
+  }
+  done(): Uint8Array {
+    return Uint8Array.from([...this.#parts, 0x2e]);
+  }
+}
+
+export interface TorchTensorSpec {
+  name: string;
+  storage: string;
+  numel: number;
+  shape: number[];
+  stride: number[];
+  offset?: number;
+}
+
+/** data.pkl of a torch.save'd dict name -> tensor (`_rebuild_tensor_v2` on FloatStorage storages). */
+export function torchPickle(tensors: TorchTensorSpec[]): Uint8Array {
+  const w = new PickleWriter().op("}(");
+  for (const t of tensors) {
+    w.str(t.name).global("torch._utils", "_rebuild_tensor_v2").op("(");
+    w.op("(").str("storage").global("torch", "FloatStorage").str(t.storage).str("cpu").int(t.numel).op("tQ");
+    w.int(t.offset ?? 0).ints(t.shape).ints(t.stride).op("\x89}tR");
+  }
+  return w.op("u").done();
+}
+
+/** A PyTorch zip checkpoint: `archive/data.pkl` + `archive/data/<key>` storages (stored entries). */
+export function torchZip(
+  tensors: TorchTensorSpec[],
+  storages: Record<string, Uint8Array>,
+  extra: ZipItem[] = [],
+): Promise<Uint8Array> {
+  return buildZip([
+    { name: "archive/data.pkl", data: torchPickle(tensors) },
+    { name: "archive/byteorder", data: "little" },
+    ...Object.entries(storages).map(([k, v]) => ({ name: `archive/data/${k}`, data: v })),
+    ...extra,
+  ]);
+}
+
+/** A .pdparams-style pickle of one numpy array: `{name: ndarray}` rebuilt by _reconstruct + BUILD. */
+export function numpyPickle(name: string, shape: number[], raw: Uint8Array, fortran = false): Uint8Array {
+  const w = new PickleWriter().op("}").str(name);
+  w.global("numpy.core.multiarray", "_reconstruct").op("(").global("numpy", "ndarray").ints([0]).bytes(
+    new Uint8Array([0x62]),
+  ).op("tR");
+  w.op("(").int(1).ints(shape).global("numpy", "dtype").op("(").str("f4").op("\x89\x88tR");
+  w.op(fortran ? "\x88" : "\x89").bytes(raw).op("tb");
+  return w.op("s").done();
+}
+
+/** Patches the central-directory local-header offset of zip entry `name` (first match). */
+export function patchZipOffset(zip: Uint8Array, name: string, offset: number): Uint8Array {
+  const out = zip.slice();
+  const dv = new DataView(out.buffer);
+  const enc = new TextEncoder().encode(name);
+  for (let p = 0; p + 46 <= out.length; p++) {
+    if (dv.getUint32(p, true) !== 0x02014b50) continue;
+    const n = dv.getUint16(p + 28, true);
+    if (n === enc.length && enc.every((b, i) => out[p + 46 + i] === b)) {
+      dv.setUint32(p + 42, offset, true);
+      return out;
+    }
+  }
+  throw new Error(`no central entry ${name}`);
+}

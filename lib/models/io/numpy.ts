@@ -5,7 +5,15 @@
  * stores bytes). Nothing else.
  */
 import { type Buildable, PickleError, type PickleGlobals, PyGlobal } from "./pickle.ts";
-import { byteSwap, checkRawTensor, type DType, DTYPE_SIZE, gatherStrided, type RawTensor } from "./tensor.ts";
+import {
+  byteSwap,
+  checkedNumel,
+  checkRawTensor,
+  type DType,
+  DTYPE_SIZE,
+  gatherStrided,
+  type RawTensor,
+} from "./tensor.ts";
 
 const NUMPY_CODES: Record<string, DType> = {
   f2: "float16",
@@ -84,6 +92,13 @@ function makeArray(
   source: string,
 ): RawTensor {
   const size = DTYPE_SIZE[dt.dtype];
+  // the declared shape must match the bytes present before anything is copied or reordered
+  const expected = checkedNumel(shape, `${source}: numpy array`) * size;
+  if (raw.length !== expected) {
+    throw new PickleError(
+      `${source}: numpy array ${dt.dtype}[${shape}] needs ${expected} bytes of data, the file holds ${raw.length}`,
+    );
+  }
   let data = dt.bigEndian && size > 1 ? byteSwap(raw, size) : raw;
   if (fortran && shape.length > 1) {
     const strides: number[] = [];

@@ -13,9 +13,14 @@
  * dict -> Map, set -> Set; allowlisted globals produce whatever their handler returns.
  */
 
-export class PickleError extends Error {
+import { WeightFileError } from "./tensor.ts";
+
+export class PickleError extends WeightFileError {
   override name = "PickleError";
 }
+
+/** Digits of a text-encoded integer, or bytes of a LONG4: BigInt parsing is quadratic, checkpoints need few. */
+const MAX_INT_DIGITS = 4096;
 
 export class UnsafePickleError extends PickleError {
   override name = "UnsafePickleError";
@@ -62,7 +67,16 @@ const MARK = Symbol("mark");
 export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknown; end: number } {
   const src = o.source;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+  const utf8 = {
+    decode: (b: Uint8Array): string => {
+      try {
+        return utf8Decoder.decode(b);
+      } catch {
+        return fail("string is not valid UTF-8");
+      }
+    },
+  };
   let pos = o.offset ?? 0;
   const stack: unknown[] = [];
   const memo = new Map<number, unknown>();
@@ -115,6 +129,12 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
     pos = end + 1;
     return s;
   };
+  const numberLine = () => {
+    const s = line();
+    if (s.length > MAX_INT_DIGITS) fail(`integer of ${s.length} digits (at most ${MAX_INT_DIGITS} are accepted)`);
+    if (!/^\s*[-+]?\d+L?\s*$/.test(s)) fail(`bad integer literal '${s.slice(0, 40)}'`);
+    return s.trim();
+  };
   const pop = () => {
     if (stack.length === 0) fail("stack underflow");
     return stack.pop();
@@ -155,6 +175,7 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
   };
   const decodeLong = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
+    if (b.length > MAX_INT_DIGITS) fail(`integer of ${b.length} bytes (at most ${MAX_INT_DIGITS} are accepted)`);
     let v = 0n;
     for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
@@ -242,7 +263,7 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
         break;
       }
       case 0x49: { // INT (text): also encodes True/False as I01/I00
-        const s = line();
+        const s = numberLine();
         if (s === "01") stack.push(true);
         else if (s === "00") stack.push(false);
         else {
@@ -254,7 +275,7 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
         break;
       }
       case 0x4c: { // LONG (text)
-        const v = BigInt(line().replace(/L$/, ""));
+        const v = BigInt(numberLine().replace(/L$/, ""));
         stack.push(
           v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v,
         );

@@ -1,6 +1,34 @@
 /**
- * Framework-neutral tensors read from checkpoint files: dtype, shape and raw little-endian C-order bytes.
+ * Framework-neutral tensors read from checkpoint files: dtype, shape and raw little-endian C-order bytes;
+ * the error class of every weight reader and the memory budget they reserve allocations from.
  */
+import { formatBytes, raiseHint } from "../../util/limits.ts";
+
+/** Any problem with a weight file; the message starts with the file's name and says what is wrong. */
+export class WeightFileError extends Error {
+  override name = "WeightFileError";
+}
+
+/**
+ * The memory budget of reading one weight file (PC_MAX_WEIGHT_BYTES): decompressed bytes and decoded
+ * tensors are reserved here BEFORE they are allocated, so a file cannot make us allocate more than the
+ * budget whatever sizes, shapes or strides it declares.
+ */
+export class ReadBudget {
+  used = 0;
+  constructor(readonly source: string, readonly maxBytes: number) {}
+
+  reserve(n: number, what: string): void {
+    if (!(n >= 0 && this.used + n <= this.maxBytes)) {
+      throw new WeightFileError(
+        `${this.source}: ${what} needs ${formatBytes(n)}, beyond the memory budget of ` +
+          `${formatBytes(this.maxBytes)} for one weight file` +
+          (this.used ? ` (${formatBytes(this.used)} already used)` : "") + `; ${raiseHint("weightMaxBytes")}`,
+      );
+    }
+    this.used += n;
+  }
+}
 
 export type DType =
   | "float16"
@@ -44,10 +72,26 @@ export function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Elements of `shape`, after checking every dimension is a non-negative integer and the product is exact. */
+export function checkedNumel(shape: unknown, what: string): number {
+  if (!Array.isArray(shape) || shape.length > 64) {
+    throw new WeightFileError(`${what}: bad shape ${JSON.stringify(shape)?.slice(0, 200)}`);
+  }
+  let n = 1;
+  for (const d of shape) {
+    if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
+      throw new WeightFileError(`${what}: bad dimension ${String(d)} in shape [${shape.slice(0, 8)}]`);
+    }
+    n *= d;
+    if (!Number.isSafeInteger(n)) throw new WeightFileError(`${what}: shape [${shape}] has too many elements`);
+  }
+  return n;
+}
+
 export function checkRawTensor(t: RawTensor, what: string): RawTensor {
-  const expected = shapeSize(t.shape) * DTYPE_SIZE[t.dtype];
+  const expected = checkedNumel(t.shape, what) * DTYPE_SIZE[t.dtype];
   if (t.data.byteLength !== expected) {
-    throw new Error(
+    throw new WeightFileError(
       `${what}: ${t.data.byteLength} bytes of data for ${t.dtype}[${t.shape}] (${expected} expected)`,
     );
   }
@@ -123,7 +167,11 @@ export function byteSwap(data: Uint8Array, itemSize: number): Uint8Array {
 
 /**
  * Copy a strided view (element strides, element offset) of `storage` into a C-contiguous buffer.
- * Used for Fortran-order numpy arrays and PyTorch tensors with non-default strides.
+ * Used for Fortran-order numpy arrays and PyTorch tensors with non-default strides. Shape, strides and
+ * offset are checked against the storage BEFORE the output is allocated: a view must lie inside its
+ * storage and may not hold more elements than the storage span it reads (stride 0 and other
+ * overlapping views would let a few bytes of file declare gigabytes of tensor); the output is reserved
+ * from `budget` when given.
  */
 export function gatherStrided(
   storage: Uint8Array,
@@ -132,15 +180,33 @@ export function gatherStrided(
   strides: readonly number[],
   offset: number,
   what: string,
+  budget?: ReadBudget,
 ): Uint8Array {
-  const n = shapeSize(shape);
-  const out = new Uint8Array(n * itemSize);
-  if (n === 0) return out;
+  const n = checkedNumel(shape, what);
+  if (strides.length !== shape.length || !strides.every((s) => Number.isSafeInteger(s) && s >= 0)) {
+    throw new WeightFileError(`${what}: bad strides [${strides.slice(0, 8)}] for shape [${shape}]`);
+  }
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new WeightFileError(`${what}: bad storage offset ${offset}`);
+  if (n === 0) return new Uint8Array(0);
   let maxIndex = offset;
   for (let d = 0; d < shape.length; d++) maxIndex += (shape[d] - 1) * strides[d];
-  if (offset < 0 || (maxIndex + 1) * itemSize > storage.length) {
-    throw new Error(`${what}: view [${shape}] / strides [${strides}] + offset ${offset} exceeds its storage`);
+  if (!Number.isSafeInteger(maxIndex) || (maxIndex + 1) * itemSize > storage.length) {
+    throw new WeightFileError(
+      `${what}: view [${shape}] / strides [${strides}] + offset ${offset} exceeds its storage ` +
+        `(${storage.length} bytes)`,
+    );
   }
+  if (n > maxIndex - offset + 1) {
+    const zero = shape.findIndex((d, i) => d > 1 && strides[i] === 0);
+    throw new WeightFileError(
+      `${what}: view [${shape}] / strides [${strides}] holds ${n} elements but reads only ` +
+        `${maxIndex - offset + 1} of its storage (` +
+        (zero >= 0 ? `stride 0 on dimension ${zero} of size ${shape[zero]}` : "overlapping elements") +
+        "): not a stored weight",
+    );
+  }
+  budget?.reserve(n * itemSize, `tensor ${what.replace(/^.*?: /, "")} [${shape}]`);
+  const out = new Uint8Array(n * itemSize);
   let contiguous = true;
   for (let d = shape.length - 1, s = 1; d >= 0; d--) {
     if (shape[d] !== 1 && strides[d] !== s) contiguous = false;

@@ -7,7 +7,15 @@
  */
 import { NUMPY_GLOBALS } from "./numpy.ts";
 import { type GlobalHandler, PickleError, type PickleGlobals, PyGlobal, unpickle } from "./pickle.ts";
-import { checkRawTensor, type DType, DTYPE_SIZE, gatherStrided, type RawTensor } from "./tensor.ts";
+import {
+  checkRawTensor,
+  type DType,
+  DTYPE_SIZE,
+  gatherStrided,
+  type RawTensor,
+  ReadBudget,
+  WeightFileError,
+} from "./tensor.ts";
 import { isZip, ZipReader } from "./zip.ts";
 
 const STORAGE_DTYPES: Record<string, DType> = {
@@ -39,10 +47,10 @@ export class TorchTensor {
     readonly stride: number[],
   ) {}
 
-  toRaw(what: string): RawTensor {
+  toRaw(what: string, budget?: ReadBudget): RawTensor {
     if (!this.storage.bytes) throw new PickleError(`${what}: storage '${this.storage.key}' was never loaded`);
     const size = DTYPE_SIZE[this.storage.dtype];
-    const data = gatherStrided(this.storage.bytes, size, this.shape, this.stride, this.offset, what);
+    const data = gatherStrided(this.storage.bytes, size, this.shape, this.stride, this.offset, what, budget);
     return checkRawTensor({ dtype: this.storage.dtype, shape: this.shape, data }, what);
   }
 }
@@ -120,22 +128,37 @@ function storageFromPid(pid: unknown, storages: Map<string, TorchStorage>, sourc
   return s;
 }
 
+/** How deeply checkpoint containers may nest (state_dict in a dict in a list: a handful of levels). */
+export const MAX_NESTING = 100;
+
 /** Replace every TorchTensor in a nested value by its RawTensor (other values unchanged). */
-function materialise(v: unknown, source: string, path: string): unknown {
-  if (v instanceof TorchTensor) return v.toRaw(`${source}: ${path}`);
+function materialise(v: unknown, source: string, path: string, budget: ReadBudget, depth = 0): unknown {
+  if (depth > MAX_NESTING) {
+    throw new WeightFileError(
+      `${source}: containers nested deeper than ${MAX_NESTING} levels at '${path.slice(0, 200)}' ` +
+        "(or a container that holds itself)",
+    );
+  }
+  if (v instanceof TorchTensor) return v.toRaw(`${source}: ${path}`, budget);
   if (v instanceof Map) {
     const m = new Map();
-    for (const [k, x] of v) m.set(k, materialise(x, source, path ? `${path}.${String(k)}` : String(k)));
+    for (const [k, x] of v) {
+      m.set(k, materialise(x, source, path ? `${path}.${String(k)}` : String(k), budget, depth + 1));
+    }
     return m;
   }
-  if (Array.isArray(v)) return v.map((x, i) => materialise(x, source, `${path}[${i}]`));
+  if (Array.isArray(v)) return v.map((x, i) => materialise(x, source, `${path}[${i}]`, budget, depth + 1));
   return v;
 }
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
 /** Read a `.pth` file (zip or legacy). Returns the unpickled object with tensors as RawTensors. */
-export async function readTorchCheckpoint(bytes: Uint8Array, source: string): Promise<unknown> {
+export async function readTorchCheckpoint(
+  bytes: Uint8Array,
+  source: string,
+  budget = new ReadBudget(source, Infinity),
+): Promise<unknown> {
   const globals = torchGlobals();
   const storages = new Map<string, TorchStorage>();
   const persistentLoad = (pid: unknown) => storageFromPid(pid, storages, source);
@@ -143,17 +166,17 @@ export async function readTorchCheckpoint(bytes: Uint8Array, source: string): Pr
   if (isZip(bytes)) {
     const zip = new ZipReader(bytes, source);
     const pkl = [...zip.entries.keys()].find((n) => n === "data.pkl" || n.endsWith("/data.pkl"));
-    if (!pkl) throw new Error(`${source}: zip archive without data.pkl (not a torch.save file)`);
+    if (!pkl) throw new WeightFileError(`${source}: zip archive without data.pkl (not a torch.save file)`);
     const dir = pkl.slice(0, pkl.length - "data.pkl".length);
     const bo = zip.entries.has(`${dir}byteorder`)
       ? new TextDecoder().decode(await zip.read(`${dir}byteorder`))
       : "little";
-    if (bo.trim() !== "little") throw new Error(`${source}: big-endian torch archives are not supported`);
+    if (bo.trim() !== "little") throw new WeightFileError(`${source}: big-endian torch archives are not supported`);
     const { value } = unpickle(await zip.read(pkl), { source: `${source}:${pkl}`, globals, persistentLoad });
     for (const s of storages.values()) {
-      s.bytes = await zip.read(`${dir}data/${s.key}`);
+      s.bytes = await zip.read(`${dir}data/${s.key}`, budget);
     }
-    return materialise(value, source, "");
+    return materialise(value, source, "", budget);
   }
 
   // Legacy: magic, protocol version, sys_info, object, storage keys, then storages.
@@ -170,28 +193,35 @@ export async function readTorchCheckpoint(bytes: Uint8Array, source: string): Pr
   };
   const magic = next("magic number");
   if (typeof magic !== "bigint" || magic !== LEGACY_MAGIC) {
-    throw new Error(`${source}: neither a zip archive nor a legacy torch.save file (bad magic number)`);
+    throw new WeightFileError(`${source}: neither a zip archive nor a legacy torch.save file (bad magic number)`);
   }
   const protocol = next("protocol version");
-  if (protocol !== 1001) throw new Error(`${source}: unsupported legacy torch protocol ${String(protocol)}`);
+  if (protocol !== 1001) {
+    throw new WeightFileError(`${source}: unsupported legacy torch protocol ${String(protocol)}`);
+  }
   const sysInfo = next("sys info");
   if (sysInfo instanceof Map && sysInfo.get("little_endian") === false) {
-    throw new Error(`${source}: big-endian torch files are not supported`);
+    throw new WeightFileError(`${source}: big-endian torch files are not supported`);
   }
   const value = next("object", true);
   const keys = next("storage keys");
-  if (!Array.isArray(keys)) throw new Error(`${source}: bad legacy storage key list`);
+  if (!Array.isArray(keys)) throw new WeightFileError(`${source}: bad legacy storage key list`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (const key of keys) {
     const s = storages.get(String(key));
-    if (!s) throw new Error(`${source}: storage '${key}' listed but never referenced`);
-    if (pos + 8 > bytes.length) throw new Error(`${source}: truncated storage '${key}'`);
+    if (!s) throw new WeightFileError(`${source}: storage '${key}' listed but never referenced`);
+    if (pos + 8 > bytes.length) throw new WeightFileError(`${source}: truncated storage '${key}'`);
     const numel = Number(dv.getBigInt64(pos, true));
     pos += 8;
     const nbytes = numel * DTYPE_SIZE[s.dtype];
-    if (pos + nbytes > bytes.length) throw new Error(`${source}: truncated storage '${key}'`);
+    if (!(numel >= 0 && pos + nbytes <= bytes.length)) {
+      throw new WeightFileError(
+        `${source}: storage '${key}' declares ${numel} elements (${nbytes} bytes) at offset ${pos}, ` +
+          `beyond the end of the file (${bytes.length} bytes): truncated or corrupt`,
+      );
+    }
     s.bytes = bytes.subarray(pos, pos + nbytes);
     pos += nbytes;
   }
-  return materialise(value, source, "");
+  return materialise(value, source, "", budget);
 }
