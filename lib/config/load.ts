@@ -4,6 +4,8 @@
  *
  * `_base_` is a path or a list of paths relative to the file that names it. With a list, the first
  * base has precedence over later ones and the file itself over all of them (PaddleSeg's order).
+ * Every config file and `_base_` must be a regular file of at most 1 MiB (PC_MAX_CONFIG_BYTES):
+ * `/dev/zero`, FIFOs and folders are refused with their path before anything is read.
  */
 import YAML from "yaml";
 import { dirname, isAbsolute, join, resolve } from "node:path";
@@ -13,6 +15,8 @@ import { parseOverrides } from "./overrides.ts";
 import { type CliFlags, cliFlagsToOverrides } from "./flags.ts";
 import { applyOverrides, validateTree } from "./validate.ts";
 import type { Config } from "./schema.ts";
+import { FileCheckError, readFileBounded } from "../util/fs.ts";
+import { getLimits, raiseHint } from "../util/limits.ts";
 
 const BASE_KEY = "_base_";
 
@@ -84,13 +88,16 @@ async function layerFromFile(
   }
   let text: string;
   try {
-    text = await Deno.readTextFile(abs);
+    const bytes = await readFileBounded(abs, getLimits().configMaxBytes, raiseHint("configMaxBytes"));
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {
+    if (e instanceof Deno.errors.NotFound) {
       if (named) fail(named.by, BASE_KEY, `file not found: ${display}`);
       fail(display, "", "config file not found");
     }
-    throw e;
+    const why = e instanceof FileCheckError ? e.reason : `cannot be read: ${(e as Error).message}`;
+    if (named) fail(named.by, BASE_KEY, `'${display}' ${why}`);
+    fail(display, "", `config file ${why}`);
   }
   return await layerFromText(text, display, [...chain, { abs, display }]);
 }

@@ -1,6 +1,7 @@
 /**
  * Configuration: PaddleSeg-format YAML with `_base_` inheritance, validated once against a typed
- * schema; command-line flags and `--opts key=value` overrides. Imports nothing else from lib/.
+ * schema; command-line flags and `--opts key=value` overrides. Imports nothing else from lib/ but the
+ * leaf utilities of lib/util (bounded file reads).
  *
  *   import { loadConfig, parseConfigArgs } from "../config/mod.ts";
  *   const args = parseConfigArgs(Deno.args, { model_path: { type: "string" } });

@@ -11,10 +11,16 @@
  * `readImageRgb` follows PaddleSeg's `cv2.imread(path)` + `cvtColor(BGR2RGB)`: always 3 channels RGB
  * uint8 (gray replicated, alpha dropped without compositing, palette expanded, 16-bit reduced by >> 8),
  * embedded ICC profiles ignored, EXIF orientation applied.
+ *
+ * Bounded (lib/util/limits.ts): an image file must be a regular file; its width x height, read from the
+ * header (PNG IHDR, JPEG SOF), must be at most PC_MAX_IMAGE_PIXELS (default 8192 x 8192) before anything
+ * is decoded; a PNG's compressed data may not inflate beyond what its header implies.
  */
 import { decode as decodePng, encode as encodePng } from "fast-png";
 import type { Sharp, SharpOptions } from "sharp";
-import { writeFileAtomic } from "../util/fs.ts";
+import { Unzlib } from "fflate";
+import { FileCheckError, readFileBounded, writeFileAtomic } from "../util/fs.ts";
+import { getLimits, raiseHint } from "../util/limits.ts";
 
 export interface RawImage {
   /** Pixel values, row-major HWC. Uint8Array for <= 8-bit, Uint16Array for 16-bit images. */
@@ -42,10 +48,16 @@ export async function readPng(path: string): Promise<RawImage> {
   return decodePngBytes(await readBytes(path), path);
 }
 
+/** An image file: a regular file no larger than the largest encoding of an image within the pixel bound. */
 async function readBytes(path: string): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(path);
+    return await readFileBounded(
+      path,
+      getLimits().imageMaxPixels * 8 + (16 << 20),
+      raiseHint("imageMaxPixels"),
+    );
   } catch (e) {
+    if (e instanceof FileCheckError) throw new Error(`cannot read image '${path}': it ${e.reason}`);
     throw new Error(`cannot read image '${path}': ${(e as Error).message}`);
   }
 }
@@ -68,6 +80,7 @@ function unpackSubByte(packed: ArrayLike<number>, width: number, height: number,
 }
 
 export function decodePngBytes(bytes: Uint8Array, name = "<bytes>"): RawImage {
+  checkPngHeader(bytes, name);
   let png;
   try {
     png = decodePng(bytes);
@@ -163,6 +176,7 @@ export async function decodeImageRgb(bytes: Uint8Array, name = "<bytes>"): Promi
   if (format === "unknown") {
     throw new Error(`unreadable image '${name}': not a PNG or JPEG file (${bytes.length} bytes)`);
   }
+  checkImageHeader(bytes, name);
   // 16-bit and sub-byte PNGs go through fast-png, so that the reduction to 8 bits is ours (>> 8 as cv2).
   // (sharp is faster than fast-png at every size measured, 256x128 included: 4 vs 9 ms.)
   if (format === "png") {
@@ -176,7 +190,12 @@ export async function decodeImageRgb(bytes: Uint8Array, name = "<bytes>"): Promi
   }
   let out;
   try {
-    out = await sharp(bytes, { ignoreIcc: true, autoOrient: true })
+    // limitInputPixels: libvips checks the header again (e.g. a JPEG whose SOF we did not find)
+    out = await sharp(bytes, {
+      ignoreIcc: true,
+      autoOrient: true,
+      limitInputPixels: getLimits().imageMaxPixels,
+    })
       .removeAlpha()
       .toColourspace("srgb")
       .raw()
@@ -304,12 +323,16 @@ export async function readImageSize(path: string): Promise<{ width: number; heig
     const fmt = sniffFormat(head.subarray(0, got));
     if (fmt === "png" && got >= 24) {
       const dv = new DataView(head.buffer);
-      return { width: dv.getUint32(16), height: dv.getUint32(20) };
+      const size = { width: dv.getUint32(16), height: dv.getUint32(20) };
+      checkPixels(size.width, size.height, path);
+      return size;
     }
     if (fmt === "jpeg") {
       const sharp = await loadSharp();
       if (sharp instanceof Error) throw new Error(`cannot read JPEG '${path}': ${sharp.message}`);
-      const meta = await sharp(await Deno.readFile(path)).metadata();
+      const bytes = await readBytes(path);
+      checkImageHeader(bytes, path);
+      const meta = await sharp(bytes, { limitInputPixels: getLimits().imageMaxPixels }).metadata();
       const swap = (meta.orientation ?? 1) >= 5; // EXIF rotations by 90 degrees swap the sides
       return swap
         ? { width: meta.height ?? 0, height: meta.width ?? 0 }
@@ -318,5 +341,164 @@ export async function readImageSize(path: string): Promise<{ width: number; heig
     throw new Error(`unreadable image '${path}': not a PNG or JPEG file`);
   } finally {
     file.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Bounds checked from the header, before any pixel is decoded
+
+function checkPixels(width: number, height: number, name: string, maxPixels = getLimits().imageMaxPixels) {
+  if (!(width > 0 && height > 0)) {
+    throw new Error(`corrupt image '${name}': size ${width}x${height} in its header`);
+  }
+  if (width * height > maxPixels) {
+    const side = Math.floor(Math.sqrt(maxPixels));
+    throw new Error(
+      `image '${name}' is ${width}x${height} (${
+        (width * height / 1e6).toFixed(1)
+      } Mpx), larger than the bound ` +
+        `of ${maxPixels} pixels (${side}x${side}); refused from its header before decoding; ` +
+        raiseHint("imageMaxPixels"),
+    );
+  }
+}
+
+/** Bytes the zlib stream of a PNG's IDAT chunks inflates to (filter byte per row, Adam7 passes). */
+function pngRawSize(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
+  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [
+    0,
+    1,
+    1,
+    2,
+  ]];
+  let n = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    n += rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy));
+  }
+  return n;
+}
+
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Inflates zlib `parts` in small steps, failing as soon as the output would exceed `limit` bytes, so a
+ * small compressed stream cannot expand to gigabytes (fflate inflates a whole push at once: we push
+ * 1 KiB at a time, at most ~1 MiB of output per step).
+ */
+function inflateCapped(parts: Uint8Array[], limit: number, tooBig: () => Error): number {
+  let n = 0;
+  const z = new Unzlib((chunk) => {
+    n += chunk.length;
+    if (n > limit) throw tooBig();
+  });
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    for (let o = 0; o < p.length; o += 1024) {
+      z.push(p.subarray(o, Math.min(o + 1024, p.length)), i === parts.length - 1 && o + 1024 >= p.length);
+    }
+  }
+  return n;
+}
+
+/**
+ * Checks a PNG from its chunks before it is decoded: the IHDR size against the pixel bound, and that the
+ * compressed image data (and an embedded ICC profile) inflate to no more than the header implies. Returns
+ * the header. Corrupt structure is left to the decoder, which reports it.
+ */
+export function checkPngHeader(
+  bytes: Uint8Array,
+  name: string,
+  maxPixels?: number,
+  inflate = true,
+): PngHeader | null {
+  if (bytes.length < 33) return null;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = (p: number) => String.fromCharCode(bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]);
+  if (type(12) !== "IHDR") throw new Error(`corrupt PNG '${name}': it does not start with an IHDR chunk`);
+  const h: PngHeader = {
+    width: dv.getUint32(16),
+    height: dv.getUint32(20),
+    bitDepth: bytes[24],
+    colorType: bytes[25],
+    interlaced: bytes[28] === 1,
+  };
+  checkPixels(h.width, h.height, name, maxPixels);
+  if (!inflate) return h;
+  const channels = PNG_CHANNELS[h.colorType];
+  if (!channels) throw new Error(`corrupt PNG '${name}': colour type ${h.colorType}`);
+  const expected = pngRawSize(h.width, h.height, channels * h.bitDepth, h.interlaced);
+  const idat: Uint8Array[] = [];
+  let iccp: Uint8Array | null = null;
+  for (let p = 8; p + 12 <= bytes.length;) {
+    const len = dv.getUint32(p), t = type(p + 4);
+    if (p + 12 + len > bytes.length) break; // truncated: the decoder says so
+    const body = bytes.subarray(p + 8, p + 8 + len);
+    if (t === "IDAT") idat.push(body);
+    else if (t === "iCCP") {
+      const z = body.indexOf(0);
+      if (z >= 0) iccp = body.subarray(z + 2);
+    } else if (t === "IEND") break;
+    p += 12 + len;
+  }
+  const bomb = (what: string, limit: number) => () =>
+    new Error(
+      `refusing PNG '${name}': its ${what} inflates to more than ${limit} bytes, beyond what its ` +
+        `${h.width}x${h.height} header allows (a decompression bomb?)`,
+    );
+  try {
+    inflateCapped(idat, expected, bomb("image data", expected));
+    if (iccp) inflateCapped([iccp], 1 << 24, bomb("ICC profile", 1 << 24));
+  } catch (e) {
+    if ((e as Error).message.startsWith("refusing PNG")) throw e;
+    // a corrupt zlib stream: left to the decoder's own message
+  }
+  return h;
+}
+
+export interface PngHeader {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colorType: number;
+  interlaced: boolean;
+}
+
+/** Width and height of a JPEG from its SOF marker (null when none is found in the file). */
+export function jpegSize(bytes: Uint8Array): { width: number; height: number } | null {
+  let p = 2;
+  while (p + 4 <= bytes.length) {
+    if (bytes[p] !== 0xff) return null;
+    const m = bytes[p + 1];
+    if (m === 0xff) {
+      p++; // fill byte
+      continue;
+    }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      p += 2;
+      continue;
+    }
+    if (m === 0xd9 || m === 0xda) return null; // end of image / start of scan before any frame header
+    const len = (bytes[p + 2] << 8) | bytes[p + 3];
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      if (p + 9 > bytes.length) return null;
+      return { height: (bytes[p + 5] << 8) | bytes[p + 6], width: (bytes[p + 7] << 8) | bytes[p + 8] };
+    }
+    p += 2 + len;
+  }
+  return null;
+}
+
+/**
+ * Refuses an image larger than the pixel bound from its header (PNG IHDR, JPEG SOF). The PNG data check
+ * (`checkPngHeader`) is left to `decodePngBytes`, which needs it; libvips stops at the declared size.
+ */
+export function checkImageHeader(bytes: Uint8Array, name: string, maxPixels?: number): void {
+  const format = sniffFormat(bytes);
+  if (format === "png") checkPngHeader(bytes, name, maxPixels, false);
+  else if (format === "jpeg") {
+    const s = jpegSize(bytes);
+    if (s) checkPixels(s.width, s.height, name, maxPixels);
   }
 }

@@ -162,7 +162,9 @@ export function applyWeights(model: SegModel, file: WeightFile, o: LoadOptions =
       continue;
     }
     if (!t.dtype.startsWith("float") && t.dtype !== "bfloat16") {
-      throw new WeightFileError(`${file.source}: tensor '${k}' has dtype ${t.dtype}, expected a floating-point type`);
+      throw new WeightFileError(
+        `${file.source}: tensor '${k}' has dtype ${t.dtype}, expected a floating-point type`,
+      );
     }
     const values = toFloat32(t);
     const bad = countNonFinite(values);

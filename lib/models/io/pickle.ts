@@ -131,7 +131,9 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
   };
   const numberLine = () => {
     const s = line();
-    if (s.length > MAX_INT_DIGITS) fail(`integer of ${s.length} digits (at most ${MAX_INT_DIGITS} are accepted)`);
+    if (s.length > MAX_INT_DIGITS) {
+      fail(`integer of ${s.length} digits (at most ${MAX_INT_DIGITS} are accepted)`);
+    }
     if (!/^\s*[-+]?\d+L?\s*$/.test(s)) fail(`bad integer literal '${s.slice(0, 40)}'`);
     return s.trim();
   };
@@ -175,7 +177,9 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
   };
   const decodeLong = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
-    if (b.length > MAX_INT_DIGITS) fail(`integer of ${b.length} bytes (at most ${MAX_INT_DIGITS} are accepted)`);
+    if (b.length > MAX_INT_DIGITS) {
+      fail(`integer of ${b.length} bytes (at most ${MAX_INT_DIGITS} are accepted)`);
+    }
     let v = 0n;
     for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);

@@ -56,7 +56,9 @@ export function flattenTensors(
 ): Map<string, RawTensor> {
   if (depth > MAX_NESTING) {
     throw new WeightFileError(
-      `dicts nested deeper than ${MAX_NESTING} levels at '${prefix.slice(0, 200)}' (or a dict that holds itself)`,
+      `dicts nested deeper than ${MAX_NESTING} levels at '${
+        prefix.slice(0, 200)
+      }' (or a dict that holds itself)`,
     );
   }
   if (v instanceof NumpyArray) {
@@ -112,7 +114,9 @@ async function gunzipBounded(bytes: Uint8Array, budget: ReadBudget): Promise<Uin
       if (r.done) break;
       if (n + r.value.length > budget.maxBytes) {
         throw new WeightFileError(
-          `${budget.source}: gzip data inflates to more than the memory budget of ${formatBytes(budget.maxBytes)} ` +
+          `${budget.source}: gzip data inflates to more than the memory budget of ${
+            formatBytes(budget.maxBytes)
+          } ` +
             `for one weight file (a decompression bomb?); ${raiseHint("weightMaxBytes")}`,
         );
       }
@@ -150,7 +154,9 @@ export async function parseWeightFile(
   const budget = new ReadBudget(source, getLimits({ weightMaxBytes: opts.maxBytes }).weightMaxBytes);
   try {
     let bytes = input;
-    if (bytes.length > 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = await gunzipBounded(bytes, budget);
+    if (bytes.length > 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+      bytes = await gunzipBounded(bytes, budget);
+    }
     switch (sniff(bytes)) {
       case "safetensors": {
         const { tensors, metadata } = readSafetensors(bytes, source);
@@ -179,7 +185,9 @@ export async function parseWeightFile(
       throw e;
     }
     // not anticipated by the readers: still a named error, marked so the fuzz tests can find such paths
-    const err = new WeightFileError(`${source}: corrupt or unsupported weight file (${(e as Error)?.message ?? e})`);
+    const err = new WeightFileError(
+      `${source}: corrupt or unsupported weight file (${(e as Error)?.message ?? e})`,
+    );
     err.cause = e;
     throw err;
   }

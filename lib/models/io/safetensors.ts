@@ -65,7 +65,10 @@ export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsF
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (!(n > 1)) fail(source, `bad safetensors header length ${n}`);
   if (8 + n > bytes.length) {
-    fail(source, `safetensors header length ${n} exceeds the file size (${bytes.length} bytes): truncated or corrupt`);
+    fail(
+      source,
+      `safetensors header length ${n} exceeds the file size (${bytes.length} bytes): truncated or corrupt`,
+    );
   }
   if (n > MAX_HEADER_BYTES) fail(source, `safetensors header of ${n} bytes, more than the format's 100 MB`);
   let header: unknown;
@@ -84,13 +87,19 @@ export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsF
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     const shown = name.length > 120 ? `${name.slice(0, 80)}... [${name.length} characters]` : name;
     if (name === "__metadata__") {
-      if (typeof info !== "object" || info === null || Object.values(info).some((v) => typeof v !== "string")) {
+      if (
+        typeof info !== "object" || info === null || Object.values(info).some((v) => typeof v !== "string")
+      ) {
         fail(source, "safetensors __metadata__ must map names to strings");
       }
       metadata = info as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets } = (info ?? {}) as { dtype: unknown; shape: unknown; data_offsets: unknown };
+    const { dtype, shape, data_offsets } = (info ?? {}) as {
+      dtype: unknown;
+      shape: unknown;
+      data_offsets: unknown;
+    };
     const dt = typeof dtype === "string" ? FROM_ST[dtype] : undefined;
     if (!dt) fail(source, `tensor '${shown}' has unsupported dtype '${String(dtype)}'`);
     const numel = checkedNumel(shape, `${source}: tensor '${shown}'`);
@@ -106,7 +115,10 @@ export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsF
       );
     }
     if (e - b !== numel * DTYPE_SIZE[dt]) {
-      fail(source, `tensor '${shown}' ${dtype}[${shape}] needs ${numel * DTYPE_SIZE[dt]} bytes, has ${e - b}`);
+      fail(
+        source,
+        `tensor '${shown}' ${dtype}[${shape}] needs ${numel * DTYPE_SIZE[dt]} bytes, has ${e - b}`,
+      );
     }
     if (e > b) spans.push({ b, e, name: shown });
     tensors.set(name, { dtype: dt, shape: shape as number[], data: data.subarray(b, e) });

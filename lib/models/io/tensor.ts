@@ -83,7 +83,9 @@ export function checkedNumel(shape: unknown, what: string): number {
       throw new WeightFileError(`${what}: bad dimension ${String(d)} in shape [${shape.slice(0, 8)}]`);
     }
     n *= d;
-    if (!Number.isSafeInteger(n)) throw new WeightFileError(`${what}: shape [${shape}] has too many elements`);
+    if (!Number.isSafeInteger(n)) {
+      throw new WeightFileError(`${what}: shape [${shape}] has too many elements`);
+    }
   }
   return n;
 }
@@ -186,7 +188,9 @@ export function gatherStrided(
   if (strides.length !== shape.length || !strides.every((s) => Number.isSafeInteger(s) && s >= 0)) {
     throw new WeightFileError(`${what}: bad strides [${strides.slice(0, 8)}] for shape [${shape}]`);
   }
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new WeightFileError(`${what}: bad storage offset ${offset}`);
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new WeightFileError(`${what}: bad storage offset ${offset}`);
+  }
   if (n === 0) return new Uint8Array(0);
   let maxIndex = offset;
   for (let d = 0; d < shape.length; d++) maxIndex += (shape[d] - 1) * strides[d];

@@ -171,7 +171,9 @@ export async function readTorchCheckpoint(
     const bo = zip.entries.has(`${dir}byteorder`)
       ? new TextDecoder().decode(await zip.read(`${dir}byteorder`))
       : "little";
-    if (bo.trim() !== "little") throw new WeightFileError(`${source}: big-endian torch archives are not supported`);
+    if (bo.trim() !== "little") {
+      throw new WeightFileError(`${source}: big-endian torch archives are not supported`);
+    }
     const { value } = unpickle(await zip.read(pkl), { source: `${source}:${pkl}`, globals, persistentLoad });
     for (const s of storages.values()) {
       s.bytes = await zip.read(`${dir}data/${s.key}`, budget);
@@ -193,7 +195,9 @@ export async function readTorchCheckpoint(
   };
   const magic = next("magic number");
   if (typeof magic !== "bigint" || magic !== LEGACY_MAGIC) {
-    throw new WeightFileError(`${source}: neither a zip archive nor a legacy torch.save file (bad magic number)`);
+    throw new WeightFileError(
+      `${source}: neither a zip archive nor a legacy torch.save file (bad magic number)`,
+    );
   }
   const protocol = next("protocol version");
   if (protocol !== 1001) {

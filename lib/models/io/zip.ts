@@ -77,13 +77,17 @@ export class ZipReader {
           if (compressedSize === 0xffffffff) {
             (compressedSize = this.#u64(q, `ZIP64 compressed size of '${shown(name)}'`)), (q += 8);
           }
-          if (localHeaderOffset === 0xffffffff) localHeaderOffset = this.#u64(q, `ZIP64 offset of '${shown(name)}'`);
+          if (localHeaderOffset === 0xffffffff) {
+            localHeaderOffset = this.#u64(q, `ZIP64 offset of '${shown(name)}'`);
+          }
         }
         e += 4 + len;
       }
       if (this.entries.has(name)) {
         throw this.#fail(
-          `zip entry '${shown(name)}' appears twice; refusing an ambiguous archive (readers disagree on which ` +
+          `zip entry '${
+            shown(name)
+          }' appears twice; refusing an ambiguous archive (readers disagree on which ` +
             "copy counts)",
         );
       }
@@ -99,7 +103,9 @@ export class ZipReader {
   #need(at: number, n: number, what: string): void {
     if (!(at >= 0 && at + n <= this.#bytes.length)) {
       throw this.#fail(
-        `corrupt zip: ${what || "a field"} at offset ${at} lies past the end of the file (${this.#bytes.length} bytes)`,
+        `corrupt zip: ${
+          what || "a field"
+        } at offset ${at} lies past the end of the file (${this.#bytes.length} bytes)`,
       );
     }
   }
@@ -144,7 +150,9 @@ export class ZipReader {
     const raw = this.#bytes.subarray(start, start + ent.compressedSize);
     if (ent.method === 0) {
       if (ent.size !== ent.compressedSize) {
-        throw this.#fail(`stored zip entry '${shown(name)}' declares ${ent.size} bytes but holds ${raw.length}`);
+        throw this.#fail(
+          `stored zip entry '${shown(name)}' declares ${ent.size} bytes but holds ${raw.length}`,
+        );
       }
       return raw;
     }
@@ -153,7 +161,10 @@ export class ZipReader {
       return await inflateExact(
         raw,
         ent.size,
-        () => this.#fail(`zip entry '${shown(name)}' does not inflate to its declared ${ent.size} bytes (corrupt)`),
+        () =>
+          this.#fail(
+            `zip entry '${shown(name)}' does not inflate to its declared ${ent.size} bytes (corrupt)`,
+          ),
       );
     }
     throw this.#fail(`zip entry '${shown(name)}' uses unsupported compression method ${ent.method}`);
