@@ -5,10 +5,15 @@
  *   train_state.safetensors optimizer velocities and memory-bank queues (resume only)
  *   state.json             iteration, generator and loader state, best mIoU, the resolved config
  *
- * A folder is written under a temporary name and renamed into place, so a crash (or SIGKILL) never leaves
- * a checkpoint that looks complete but is not; `listCheckpoints` ignores anything else.
+ * A folder is written under a temporary name (state.json last) and swapped into place by `replaceDir`
+ * (lib/util/fs.ts), so a crash (or SIGKILL) never leaves a checkpoint that looks complete but is not,
+ * and at every instant either the old or the new complete copy exists: under its name, or — killed
+ * between the two renames of a swap — as a leftover that `findCheckpoint` reads and `repairSaveDir`
+ * (the trainer, at start) renames back. `listCheckpoints` ignores anything incomplete.
  */
 import { join } from "node:path";
+import { readFileBounded, recoverDir, replaceDir, writeFileAtomic } from "../util/fs.ts";
+import { leftoverTargets } from "./run_dir.ts";
 import { tf } from "../backend/tf.ts";
 import { loadWeights, saveWeights, type SegModel } from "../models/mod.ts";
 import { readSafetensors, readWeightBytes, writeSafetensors } from "../models/mod.ts";
@@ -30,6 +35,8 @@ export interface TrainState {
   bestIter: number;
   /** The resolved config (YAML) the run used; resume refuses a different one. */
   configYaml: string;
+  /** Identifies the run (kept across resumes): pruning only ever removes this run's checkpoints. */
+  runId?: string;
   /** Memory-bank pointers (queues are in train_state.safetensors). */
   memory?: Omit<MemoryBankState, "segmentQueue" | "pixelQueue" | "segmentPtr" | "pixelPtr"> & {
     segmentPtr: number[];
@@ -54,19 +61,50 @@ function f32(t: RawTensor, what: string): Float32Array {
   return new Float32Array(copy.buffer);
 }
 
-async function exists(p: string): Promise<boolean> {
-  return await Deno.stat(p).then(() => true, () => false);
+async function isFile(p: string): Promise<boolean> {
+  return await Deno.stat(p).then((st) => st.isFile, () => false);
 }
 
-/** Replaces folder `dest` by folder `tmp` (both in the same parent) as atomically as the OS allows. */
-async function swapIntoPlace(tmp: string, dest: string): Promise<void> {
-  if (await exists(dest)) {
-    const old = `${dest}.old-${Deno.pid}`;
-    await Deno.rename(dest, old);
-    await Deno.rename(tmp, dest);
-    await Deno.remove(old, { recursive: true });
-  } else {
-    await Deno.rename(tmp, dest);
+/** A complete checkpoint folder: its three files, state.json (written last) readable and of our format. */
+export async function isCompleteCheckpoint(dir: string): Promise<boolean> {
+  if (
+    !(await isFile(join(dir, "model.safetensors"))) || !(await isFile(join(dir, "train_state.safetensors")))
+  ) {
+    return false;
+  }
+  try {
+    const st = JSON.parse(
+      new TextDecoder().decode(await readFileBounded(join(dir, "state.json"), STATE_MAX)),
+    );
+    return st?.format === CHECKPOINT_FORMAT;
+  } catch {
+    return false;
+  }
+}
+
+/** state.json holds the config, generator and loader state: kilobytes; bounded all the same. */
+const STATE_MAX = 64 << 20;
+
+/**
+ * The complete copy of checkpoint folder `dir` (read-only): `dir` itself, or the leftover of a swap that
+ * was killed between its renames; null when there is none. `note` says when a leftover is used.
+ */
+export async function findCheckpoint(dir: string): Promise<{ dir: string; note: string | null } | null> {
+  const r = await recoverDir(dir, isCompleteCheckpoint);
+  if (!r.path) return null;
+  return {
+    dir: r.path,
+    note: r.from
+      ? `'${dir}' was being replaced when its writer stopped; using its complete copy '${r.from}'`
+      : null,
+  };
+}
+
+/** Restores every checkpoint folder of `saveDir` from leftovers of interrupted swaps; removes the rest. */
+export async function repairSaveDir(saveDir: string, log: (line: string) => void = () => {}): Promise<void> {
+  for (const name of await leftoverTargets(saveDir)) {
+    const r = await recoverDir(join(saveDir, name), isCompleteCheckpoint, { repair: true });
+    if (r.from) log(`restored ${join(saveDir, name)} from ${r.from} (left by an interrupted run)`);
   }
 }
 
@@ -77,14 +115,38 @@ export interface SaveInputs {
   state: Omit<TrainState, "format" | "savedAt" | "memory">;
 }
 
-/** Writes a complete checkpoint folder at `dir` (atomically). */
+/**
+ * The weights became NaN or Inf (e.g. BN running variances overflowing while the loss is still finite):
+ * no checkpoint is written, so the previous one stays the last loadable state of the run.
+ */
+export class NonFiniteWeightsError extends Error {
+  override name = "NonFiniteWeightsError";
+}
+
+/** Names of model weights holding NaN or Inf values. */
+export function nonFiniteWeights(model: SegModel): string[] {
+  const bad: string[] = [];
+  for (const p of model.store.params) {
+    if (tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(p.value))).dataSync()[0])) bad.push(p.spec.name);
+  }
+  return bad;
+}
+
+/**
+ * Writes a complete checkpoint folder at `dir`, replacing any old one crash-safely (`replaceDir`).
+ * Refuses (NonFiniteWeightsError) weights holding NaN or Inf: such a checkpoint could never be loaded.
+ */
 export async function saveCheckpoint(dir: string, s: SaveInputs): Promise<void> {
-  const parent = join(dir, "..");
-  await Deno.mkdir(parent, { recursive: true });
-  const tmp = join(parent, `.${dir.split("/").pop()}.tmp-${Deno.pid}`);
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  await Deno.mkdir(tmp);
-  try {
+  const bad = nonFiniteWeights(s.model);
+  if (bad.length) {
+    throw new NonFiniteWeightsError(
+      `weights hold NaN or infinite values at iteration ${s.state.iter} (${bad.length} tensor(s): ` +
+        `${bad.slice(0, 5).join(", ")}${bad.length > 5 ? ", ..." : ""}): training stopped without writing ` +
+        `${dir}. Lower the learning rate, or resume from the last checkpoint.`,
+    );
+  }
+  await Deno.mkdir(join(dir, ".."), { recursive: true });
+  await replaceDir(dir, async (tmp) => {
     await saveWeights(s.model, join(tmp, "model.safetensors"), { iter: s.state.iter });
     const extra = new Map<string, RawTensor>();
     for (const [name, v] of s.optimizer.state()) extra.set(`velocity/${name}`, raw(v));
@@ -103,12 +165,8 @@ export async function saveCheckpoint(dir: string, s: SaveInputs): Promise<void> 
       memory,
       savedAt: new Date().toISOString(),
     };
-    await Deno.writeTextFile(join(tmp, "state.json"), JSON.stringify(state, null, 1));
-    await swapIntoPlace(tmp, dir);
-  } catch (e) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
-  }
+    await writeFileAtomic(join(tmp, "state.json"), JSON.stringify(state, null, 1)); // last: marks it complete
+  });
 }
 
 /** Reads `state.json` of a checkpoint folder, with errors naming the file. */
@@ -116,7 +174,7 @@ export async function readTrainState(dir: string): Promise<TrainState> {
   const path = join(dir, "state.json");
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = new TextDecoder().decode(await readFileBounded(path, STATE_MAX));
   } catch (e) {
     throw new Error(
       `resume: '${dir}' is not a checkpoint folder (cannot read ${path}: ${(e as Error).message})`,
@@ -178,7 +236,7 @@ export async function listCheckpoints(saveDir: string): Promise<{ iter: number; 
   try {
     for await (const e of Deno.readDir(saveDir)) {
       const m = /^iter_(\d+)$/.exec(e.name);
-      if (e.isDirectory && m && await exists(join(saveDir, e.name, "state.json"))) {
+      if (e.isDirectory && m && await isFile(join(saveDir, e.name, "state.json"))) {
         out.push({ iter: Number(m[1]), dir: join(saveDir, e.name) });
       }
     }
@@ -188,8 +246,24 @@ export async function listCheckpoints(saveDir: string): Promise<{ iter: number; 
   return out.sort((a, b) => a.iter - b.iter);
 }
 
-/** Removes all but the newest `keep` iteration checkpoints (best_model is never touched). */
-export async function pruneCheckpoints(saveDir: string, keep: number): Promise<void> {
-  const all = await listCheckpoints(saveDir);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) await Deno.remove(c.dir, { recursive: true });
+/**
+ * Removes all but the newest `keep` iteration checkpoints OF RUN `runId` up to iteration `upTo` (best_model
+ * is never touched). Checkpoints of other runs, of unknown runs, and of this run's abandoned future
+ * (iterations past `upTo` before a resume from an earlier checkpoint) are never removed nor counted.
+ */
+export async function pruneCheckpoints(
+  saveDir: string,
+  keep: number,
+  runId: string,
+  upTo: number,
+): Promise<void> {
+  const ours: { iter: number; dir: string }[] = [];
+  for (const c of await listCheckpoints(saveDir)) {
+    if (c.iter > upTo) continue;
+    const state = await readTrainState(c.dir).catch(() => null);
+    if (state?.runId === runId) ours.push(c);
+  }
+  for (const c of ours.slice(0, Math.max(0, ours.length - keep))) {
+    await Deno.remove(c.dir, { recursive: true });
+  }
 }

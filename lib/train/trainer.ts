@@ -21,12 +21,14 @@ import type { EvalRecord, TrainRecord } from "../viz/types.ts";
 import { writeReport } from "../viz/mod.ts";
 import { datasetFromConfig, lossFromConfig, memoryFromConfig, modelFromConfig, validate } from "./build.ts";
 import {
-  listCheckpoints,
+  findCheckpoint,
   loadCheckpoint,
   pruneCheckpoints,
   readTrainState,
+  repairSaveDir,
   saveCheckpoint,
 } from "./checkpoint.ts";
+import { claimSaveDir } from "./run_dir.ts";
 import { MetricsLog } from "./metrics_log.ts";
 import { MomentumSGD } from "./optimizer.ts";
 import { describeRun } from "./reference.ts";
@@ -59,8 +61,23 @@ export interface TrainResult {
 
 export async function train(config: Config, opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? console.log;
+  // 0. The run's folder: refused if it holds another run (lib/train/run_dir.ts), locked for this process,
+  //    and checkpoint swaps a killed run left half-done are put back.
+  const claim = await claimSaveDir(config.train.save_dir, config.train.resume_model ?? null);
+  try {
+    await repairSaveDir(config.train.save_dir, log);
+    return await trainIn(config, opts, log);
+  } finally {
+    await claim.release();
+  }
+}
+
+async function trainIn(
+  config: Config,
+  opts: TrainOptions,
+  log: (line: string) => void,
+): Promise<TrainResult> {
   const saveDir = config.train.save_dir;
-  await Deno.mkdir(saveDir, { recursive: true });
 
   // 1. Backend, and how this run relates to the 4-GPU reference.
   const backend = await initBackend(opts.backend ?? config.backend);
@@ -100,8 +117,11 @@ export async function train(config: Config, opts: TrainOptions): Promise<TrainRe
   // 4. Resume: model, optimizer, memory bank, generator and data position; the config must not change.
   let startIter = 0, bestMIoU = -1, bestIter = -1;
   let loaderState = undefined;
+  let runId: string = crypto.randomUUID();
   if (config.train.resume_model) {
-    const dir = config.train.resume_model;
+    const found = await findCheckpoint(config.train.resume_model);
+    if (found?.note) log(`note: ${found.note}`);
+    const dir = found?.dir ?? config.train.resume_model;
     const saved = await readTrainState(dir);
     const savedConfig = await loadConfigText(saved.configYaml, `${dir}/state.json`);
     const diff = configDiff(withoutRunKeys(savedConfig), withoutRunKeys(config));
@@ -117,6 +137,7 @@ export async function train(config: Config, opts: TrainOptions): Promise<TrainRe
     startIter = state.iter;
     bestMIoU = state.bestMIoU;
     bestIter = state.bestIter;
+    runId = state.runId ?? runId;
     log(`resumed from ${dir} at iteration ${startIter}`);
   }
   const metrics = await MetricsLog.open(
@@ -156,6 +177,7 @@ export async function train(config: Config, opts: TrainOptions): Promise<TrainRe
     n: 0,
   };
   let lastEval: EvalRecord | null = metrics.evals.at(-1) ?? null;
+  let lastSaved: string | null = null;
   try {
     for (let k = startIter; k < config.iters; k++) {
       const batch = await loader.next();
@@ -226,10 +248,12 @@ export async function train(config: Config, opts: TrainOptions): Promise<TrainRe
           bestMIoU,
           bestIter,
           configYaml,
+          runId,
         };
         if (saveNow) {
-          await saveCheckpoint(join(saveDir, `iter_${done}`), { model, optimizer, memory, state });
-          await pruneCheckpoints(saveDir, config.train.keep_checkpoint_max);
+          lastSaved = join(saveDir, `iter_${done}`);
+          await saveCheckpoint(lastSaved, { model, optimizer, memory, state });
+          await pruneCheckpoints(saveDir, config.train.keep_checkpoint_max, runId, done);
         }
         if (evalNow && bestIter === done) {
           await saveCheckpoint(join(saveDir, "best_model"), { model, optimizer, memory, state });
@@ -248,15 +272,21 @@ export async function train(config: Config, opts: TrainOptions): Promise<TrainRe
   }
   writeRunReport();
   const secondsPerIter = (performance.now() - t0) / 1000 / Math.max(1, config.iters - startIter);
-  const last = (await listCheckpoints(saveDir)).at(-1);
   log(`done: ${config.iters} iterations, ${secondsPerIter.toFixed(3)} s/it on ${backend.name}`);
   if (lastEval) {
     log(`last evaluation: mIoU ${lastEval.mIoU.toFixed(4)} (${lastEval.mode}) at iteration ${lastEval.iter}`);
   }
   if (bestIter > 0) {
-    log(`best model: ${join(saveDir, "best_model")} (mIoU ${bestMIoU.toFixed(4)}, iteration ${bestIter})`);
+    const best = await findCheckpoint(join(saveDir, "best_model"));
+    log(
+      best
+        ? `best model: ${best.dir} (mIoU ${bestMIoU.toFixed(4)}, iteration ${bestIter})`
+        : `best model: iteration ${bestIter} (mIoU ${
+          bestMIoU.toFixed(4)
+        }), saved in the run this one resumed`,
+    );
   }
-  if (last) log(`last checkpoint: ${last.dir}`);
+  if (lastSaved) log(`last checkpoint: ${lastSaved}`);
   log(`report: ${reportPath}`);
   model.dispose();
   optimizer.dispose();

@@ -3,14 +3,22 @@
  * `best_model`), our `model.safetensors`, or foreign whole-model weights (PaddleSeg `.pdparams`, PyTorch
  * `.pth`, `.safetensors`) matched by name. Errors name the path.
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { loadPretrained, loadWeights, type SegModel, WEIGHTS_FORMAT } from "../models/mod.ts";
+import { findCheckpoint } from "./checkpoint.ts";
 
 export async function loadModelPath(
   model: SegModel,
   path: string,
   o: { minMatchedShare?: number; log?: (line: string) => void } = {},
 ): Promise<string> {
+  // a checkpoint folder (or its model.safetensors) whose swap was interrupted: its complete leftover copy
+  const asFolder = basename(path) === "model.safetensors" ? dirname(path) : path;
+  const found = await findCheckpoint(asFolder).catch(() => null);
+  if (found?.note) {
+    (o.log ?? console.log)(`note: ${found.note}`);
+    path = found.dir;
+  }
   const stat = await Deno.stat(path).catch(() => null);
   if (!stat) throw new Error(`--model_path '${path}' does not exist`);
   const file = stat.isDirectory ? join(path, "model.safetensors") : path;
