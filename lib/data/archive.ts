@@ -724,8 +724,11 @@ function unpackZip(archive: string, w: Writer): Promise<void> {
           if (rel === null) return;
           if (name.endsWith("/")) return await w.dir(rel, name);
           const open = () =>
-            new Promise<Readable>((res, rej) =>
-              zip.openReadStream(e, (er, s) => (er || !s ? rej(er ?? new Error("no stream")) : res(s)))
+            new Promise<AsyncIterable<Uint8Array>>((res, rej) =>
+              zip.openReadStream(
+                e,
+                (er, s) => (er || !s ? rej(er ?? new Error("no stream")) : res(chunksOf(s))),
+              )
             );
           if (mode === 0o120000) {
             if (e.uncompressedSize > 4096) throw w.refuse(name, "is a link with an overlong target");
@@ -747,6 +750,49 @@ function unpackZip(archive: string, w: Writer): Promise<void> {
       zip.readEntry();
     });
   });
+}
+
+/**
+ * The chunks of a yauzl entry stream, with every error it emits delivered to the reader — also one
+ * emitted before reading starts or after it stopped (yauzl forwards inflate errors with setImmediate;
+ * Node's own iterator would hang on the first and leave the second uncaught, crashing the process).
+ * A stream that closes early just ends: the caller's size and CRC checks report it.
+ */
+function chunksOf(s: Readable): AsyncIterable<Uint8Array> {
+  let error: unknown = null, ended = false, wake: (() => void) | null = null;
+  const queue: Uint8Array[] = [];
+  const poke = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  s.on("data", (c: Uint8Array) => {
+    queue.push(c);
+    if (queue.length >= 16) s.pause();
+    poke();
+  });
+  s.on("end", () => ((ended = true), poke()));
+  s.on("close", () => ((ended = true), poke()));
+  s.on("error", (e: unknown) => ((error ??= e), poke()));
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        for (;;) {
+          if (error) throw error;
+          const c = queue.shift();
+          if (c) {
+            if (queue.length < 4) s.resume();
+            yield c;
+            continue;
+          }
+          if (ended) return;
+          await new Promise<void>((r) => (wake = r));
+        }
+      } finally {
+        s.destroy();
+      }
+    },
+  };
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

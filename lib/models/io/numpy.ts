@@ -13,6 +13,7 @@ import {
   DTYPE_SIZE,
   gatherStrided,
   type RawTensor,
+  showValue,
 } from "./tensor.ts";
 
 const NUMPY_CODES: Record<string, DType> = {
@@ -79,7 +80,7 @@ export class NumpyArray implements Buildable {
 
 function shapeOf(shape: unknown, source: string): number[] {
   if (!Array.isArray(shape) || !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)) {
-    throw new PickleError(`${source}: bad array shape ${JSON.stringify(shape)}`);
+    throw new PickleError(`${source}: bad array shape ${showValue(shape)}`);
   }
   return shape as number[];
 }

@@ -4,7 +4,14 @@
  * the raw little-endian tensor bytes. Writes go to a temporary file that is renamed into place, so a
  * crash never leaves a half-written checkpoint under the final name.
  */
-import { checkedNumel, type DType, DTYPE_SIZE, type RawTensor, WeightFileError } from "./tensor.ts";
+import {
+  checkedNumel,
+  type DType,
+  DTYPE_SIZE,
+  type RawTensor,
+  showValue,
+  WeightFileError,
+} from "./tensor.ts";
 import { writeFileAtomic } from "../../util/fs.ts";
 
 const TO_ST: Record<DType, string> = {
@@ -105,7 +112,7 @@ export function readSafetensors(bytes: Uint8Array, source: string): SafetensorsF
     const numel = checkedNumel(shape, `${source}: tensor '${shown}'`);
     const [b, e] = Array.isArray(data_offsets) ? data_offsets : [];
     if (!(Number.isSafeInteger(b) && Number.isSafeInteger(e) && b >= 0 && e >= b)) {
-      fail(source, `tensor '${shown}' has bad data_offsets ${JSON.stringify(data_offsets)?.slice(0, 80)}`);
+      fail(source, `tensor '${shown}' has bad data_offsets ${showValue(data_offsets)}`);
     }
     if (e > data.length) {
       fail(

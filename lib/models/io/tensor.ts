@@ -72,10 +72,30 @@ export function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** A value from a file for an error message: short, and safe for bigints, bytes and cycles. */
+export function showValue(x: unknown, max = 120): string {
+  try {
+    const s = JSON.stringify(
+      x,
+      (_k, v) =>
+        typeof v === "bigint"
+          ? `${v}`
+          : v instanceof Uint8Array
+          ? `<${v.length} bytes>`
+          : v instanceof Map
+          ? "<dict>"
+          : v,
+    );
+    return (s ?? String(x)).slice(0, max);
+  } catch {
+    return "<unprintable value>";
+  }
+}
+
 /** Elements of `shape`, after checking every dimension is a non-negative integer and the product is exact. */
 export function checkedNumel(shape: unknown, what: string): number {
   if (!Array.isArray(shape) || shape.length > 64) {
-    throw new WeightFileError(`${what}: bad shape ${JSON.stringify(shape)?.slice(0, 200)}`);
+    throw new WeightFileError(`${what}: bad shape ${showValue(shape)}`);
   }
   let n = 1;
   for (const d of shape) {

@@ -14,6 +14,7 @@ import {
   gatherStrided,
   type RawTensor,
   ReadBudget,
+  showValue,
   WeightFileError,
 } from "./tensor.ts";
 import { isZip, ZipReader } from "./zip.ts";
@@ -57,7 +58,7 @@ export class TorchTensor {
 
 function ints(x: unknown, what: string, source: string): number[] {
   if (!Array.isArray(x) || !x.every((d) => typeof d === "number" && Number.isInteger(d))) {
-    throw new PickleError(`${source}: bad ${what} ${JSON.stringify(x)}`);
+    throw new PickleError(`${source}: bad ${what} ${showValue(x)}`);
   }
   return x as number[];
 }
@@ -111,7 +112,7 @@ function storageFromPid(pid: unknown, storages: Map<string, TorchStorage>, sourc
   // zip: ('storage', storage_type, key, location, numel)
   // legacy: ('storage', storage_type, root_key, location, numel, view_metadata)
   if (!Array.isArray(pid) || pid[0] !== "storage") {
-    throw new PickleError(`${source}: unsupported persistent id ${JSON.stringify(pid)}`);
+    throw new PickleError(`${source}: unsupported persistent id ${showValue(pid)}`);
   }
   const [, type, key, , numel, view] = pid;
   if (!(type instanceof PyGlobal) || !(type.name in STORAGE_DTYPES) || typeof key !== "string") {
@@ -174,7 +175,7 @@ export async function readTorchCheckpoint(
     if (bo.trim() !== "little") {
       throw new WeightFileError(`${source}: big-endian torch archives are not supported`);
     }
-    const { value } = unpickle(await zip.read(pkl), { source: `${source}:${pkl}`, globals, persistentLoad });
+    const { value } = unpickle(await zip.read(pkl), { source: `${source}: ${pkl}`, globals, persistentLoad });
     for (const s of storages.values()) {
       s.bytes = await zip.read(`${dir}data/${s.key}`, budget);
     }
@@ -185,7 +186,7 @@ export async function readTorchCheckpoint(
   let pos = 0;
   const next = (label: string, withPid = false) => {
     const r = unpickle(bytes, {
-      source: `${source} (${label})`,
+      source: `${source}: ${label} pickle`,
       globals,
       offset: pos,
       persistentLoad: withPid ? persistentLoad : undefined,
