@@ -119,6 +119,30 @@ Deno.test("one process per save_dir; a lock left by a killed run is taken over",
   assertEquals([...Deno.readDirSync(join(dir, "x"))].length, 0, "the lock is removed on release");
 });
 
+Deno.test("a second run started into the save_dir of a run still going is refused", async () => {
+  const dir = join(await tmpDir("pc-runs-"), "run");
+  const a = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "lib/cli/train.ts", "--config", CONFIG, "--iters", "500", "--save_dir", dir],
+    stdout: "null",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!(await Deno.stat(dir).catch(() => null))) { // the first run made its folder: it has started
+      if (Date.now() > deadline) throw new Error("the first run never started");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const b = await train(["--save_dir", dir]);
+    assert(b.code !== 0, "the second run must not start");
+    // refused by the lock, or by the first run's files if it wrote any before the second looked
+    assert(/in use by another training process \(pid \d+\)|is not empty/.test(b.stderr), b.stderr);
+  } finally {
+    a.kill("SIGKILL");
+    await a.status;
+  }
+});
+
 Deno.test("pruning removes only the current run's checkpoints, never another run's nor a resumed run's future", async () => {
   const dir = await tmpDir("pc-runs-");
   await fakeCheckpoint(join(dir, "iter_40"), 40, "old-run"); // another run ranks higher by iteration
