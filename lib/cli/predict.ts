@@ -16,6 +16,7 @@ import { loadModelPath } from "../train/weights.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
 import { runCli } from "./common.ts";
+import { FileCheckError, readFileBounded } from "../util/fs.ts";
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
@@ -37,7 +38,14 @@ async function listImages(path: string): Promise<string[]> {
   }
   if (IMAGE_EXT.test(path)) return [path];
   // a list file: the first field of each line is an image path, relative to the list file's folder
-  const text = await Deno.readTextFile(path);
+  // a regular file of bounded size (a list of image paths is kilobytes; /dev/zero or a FIFO never ends)
+  const text = new TextDecoder().decode(
+    await readFileBounded(path, 64 << 20).catch((e) => {
+      throw new Error(
+        `--image_path list file ${e instanceof FileCheckError ? e.message : `'${path}': ${e.message}`}`,
+      );
+    }),
+  );
   const dir = join(path, "..");
   return text.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter(Boolean).map((p) => join(dir, p));
 }

@@ -13,6 +13,7 @@
  * - An unwritable folder fails at once with its path.
  */
 import { basename, dirname, join, resolve } from "node:path";
+import { readFileBounded } from "../util/fs.ts";
 
 export const LOCK_NAME = ".train.lock";
 
@@ -34,6 +35,12 @@ function unwritable(dir: string, e: unknown): SaveDirError {
 
 async function realOrResolved(p: string): Promise<string> {
   return await Deno.realPath(p).catch(() => resolve(p));
+}
+
+/** The pid in a lock file (NaN when unreadable, e.g. not a regular file). */
+async function lockPid(lock: string): Promise<number> {
+  const bytes = await readFileBounded(lock, 64).catch(() => null);
+  return bytes ? Number(new TextDecoder().decode(bytes).trim()) : NaN;
 }
 
 function pidAlive(pid: number): boolean {
@@ -99,7 +106,7 @@ export async function claimSaveDir(saveDir: string, resumeFrom: string | null): 
       break;
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists) || attempt > 2) throw unwritable(saveDir, e);
-      const pid = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
+      const pid = await lockPid(lock);
       if (pidAlive(pid)) {
         throw new SaveDirError(
           `save_dir '${saveDir}' is in use by another training process (pid ${pid}); if no run is active ` +
@@ -111,8 +118,7 @@ export async function claimSaveDir(saveDir: string, resumeFrom: string | null): 
   }
   return {
     release: async () => {
-      const pid = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
-      if (pid === Deno.pid) await Deno.remove(lock).catch(() => {});
+      if ((await lockPid(lock)) === Deno.pid) await Deno.remove(lock).catch(() => {});
     },
   };
 }

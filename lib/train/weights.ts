@@ -37,6 +37,8 @@ export async function loadModelPath(
 
 async function isOurWeights(file: string): Promise<boolean> {
   if (!file.endsWith(".safetensors")) return false;
+  // not a regular file (a FIFO would block the open): the weight reader refuses it with its path
+  if (!(await Deno.stat(file).then((st) => st.isFile, () => false))) return false;
   const f = await Deno.open(file);
   try {
     const head = new Uint8Array(4096);

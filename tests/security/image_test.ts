@@ -79,3 +79,31 @@ Deno.test("devices, FIFOs and folders given as images are refused by name", asyn
   await assertRejects(() => readImageRgb(fifo), /named pipe \(FIFO\)/);
   await assertRejects(() => readLabelImage(dir), /a folder/);
 });
+
+Deno.test("predict: a device or FIFO given as the image list file is refused by name", async () => {
+  const dir = await tmpDir("pc-image-");
+  const fifo = path.join(dir, "list.txt");
+  assert((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success, "mkfifo");
+  for (const [list, re] of [["/dev/zero", /character device/], [fifo, /named pipe \(FIFO\)/]] as const) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "lib/cli/predict.ts",
+        "--config",
+        "configs/tests/tiny_ce_synthetic.yml",
+        "--model_path",
+        dir,
+        "--image_path",
+        list,
+        "--save_dir",
+        path.join(dir, "out"),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert(out.code !== 0 && err.includes(`--image_path list file '${list}'`) && re.test(err), err);
+  }
+});
