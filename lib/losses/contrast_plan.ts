@@ -74,16 +74,17 @@ export function inBatchPlan(rowLabels: Int32Array, options: ContrastiveOptions):
 
 /**
  * Memory plan. anchors: [R,D] (used only to rank pairs when mining; no gradient flows through the
- * choice), contrast: [Q,D] with host labels. `rng` is needed for semi_hard.
+ * choice), contrast: [Q,D] with host labels. `rng` is needed for semi_hard. Asynchronous because mining
+ * reads the ranked indices back (call it outside a gradient recording).
  */
-export function memoryPlan(
+export async function memoryPlan(
   anchors: Tensor2D,
   anchorLabels: Int32Array,
   contrast: Tensor2D,
   contrastLabels: Int32Array,
   options: MemoryPlanOptions,
   rng?: Rng,
-): ContrastPlan {
+): Promise<ContrastPlan> {
   const R = anchorLabels.length, Q = contrastLabels.length;
   if (anchors.shape[0] !== R || contrast.shape[0] !== Q) {
     throw new Error(
@@ -138,10 +139,14 @@ export function memoryPlan(
   const kOf = (n: Int32Array, K: number, p: Int32Array | null) => n.map((v, r) => Math.min(K, p ? p[r] : v));
   const pNeg = pool(nNeg), pPos = pool(nPos);
   const kNeg = kOf(nNeg, options.miningNegatives, pNeg), kPos = kOf(nPos, options.miningPositives, pPos);
-  const neg = selectMask(negScores, kNeg, pNeg, rng);
-  const pos = selectMask(posScores, kPos, pPos, rng);
-  negScores.dispose();
-  posScores.dispose();
+  let neg: Tensor2D, pos: Tensor2D;
+  try {
+    neg = await selectMask(negScores, kNeg, pNeg, rng);
+    pos = await selectMask(posScores, kPos, pPos, rng);
+  } finally {
+    negScores.dispose();
+    posScores.dispose();
+  }
   const { w, valid } = rowWeights(kPos, scale);
   return {
     pos,
@@ -160,14 +165,23 @@ export function memoryPlan(
  * without replacement among the pool[r] highest. Invalid entries score ≈ −NEG_BIG and are never reached
  * because k[r] and pool[r] never exceed the row's valid count.
  */
-function selectMask(scores: Tensor2D, k: Int32Array, pool: Int32Array | null, rng?: Rng): Tensor2D {
+async function selectMask(
+  scores: Tensor2D,
+  k: Int32Array,
+  pool: Int32Array | null,
+  rng?: Rng,
+): Promise<Tensor2D> {
   const [R, Q] = scores.shape;
   const depth = Math.max(0, ...(pool ?? k));
   if (depth === 0) return tf.zeros([R, Q]) as Tensor2D;
   const top = tf.topk(scores, Math.min(depth, Q), true);
-  const idx = top.indices.dataSync() as Int32Array;
-  top.indices.dispose();
   top.values.dispose();
+  let idx: Int32Array;
+  try {
+    idx = (await top.indices.data()) as Int32Array;
+  } finally {
+    top.indices.dispose();
+  }
   const kk = Math.min(depth, Q);
   let m = 0;
   for (const v of k) m += v;

@@ -62,18 +62,19 @@ export function crossEntropyLoss(
 
 /**
  * ∂CE/∂logits in closed form at the CE input size (after upsampling), for gradient-share diagnostics:
- * w_y·m·(softmax − onehot) / (N_pix · (mean(w_y·m) + 1e-8)). Returns its L2 norm (a number, synchronous).
+ * w_y·m·(softmax − onehot) / (N_pix · (mean(w_y·m) + 1e-8)). Returns its L2 norm as a scalar tensor (the
+ * caller reads it with its other values; no read-back here).
  */
 export function crossEntropyGradNorm(
   logits: Tensor4D,
   labels: Tensor3D,
   options: Partial<CrossEntropyOptions> = {},
-): number {
+): Scalar {
   const o = { ...DEFAULT_CE_OPTIONS, ...options };
   checkShapes(logits, labels);
   const numClasses = logits.shape[3];
   const weights = resolveClassWeights(o.weight, numClasses);
-  const norm = tf.tidy(() => {
+  return tf.tidy(() => {
     const [, H, W] = labels.shape;
     const x = upsampleLogits(logits, [H, W], o.alignCorners);
     const p = tf.softmax(x, -1);
@@ -83,11 +84,8 @@ export function crossEntropyGradNorm(
     if (weights !== null) wm = tf.mul(mask, tf.sum(tf.mul(oneHot, tf.tensor1d(weights)), -1));
     const denom = tf.mul(tf.add(tf.div(tf.sum(wm), mask.size), CE_EPS), mask.size);
     const g = tf.div(tf.mul(tf.sub(p, oneHot), tf.expandDims(wm, -1)), denom);
-    return tf.sqrt(tf.sum(tf.square(g)));
+    return tf.sqrt(tf.sum(tf.square(g))) as Scalar;
   });
-  const v = norm.dataSync()[0];
-  norm.dispose();
-  return v;
 }
 
 /**

@@ -62,24 +62,81 @@ export function predictFromLogits(logits: Tensor4D): Tensor3D {
 }
 
 /**
- * Downloads labels (downsampled to the embedding grid) and predictions as host typed arrays, one
- * synchronous read of 2·N·h·w int32 values. labels: [N,H,W] int32, logits4: [N,h,w,C].
+ * labels: host [N,H,W] int32 → [N,h,w] by the same nearest picks as `downsampleLabels` (no device work).
  */
-export function labelsAndPredictions(
+export function downsampleLabelsHost(
+  labels: Int32Array,
+  shape: readonly [number, number, number],
+  size: readonly [number, number],
+): Int32Array {
+  const [n, H, W] = shape;
+  if (labels.length !== n * H * W) {
+    throw new Error(`losses/labels: host labels have ${labels.length} values, expected ${n}x${H}x${W}`);
+  }
+  return pickRowsColsHost(labels, shape, nearestSourceIndices(H, size[0]), nearestSourceIndices(W, size[1]));
+}
+
+/** labels[:, ::s, ::s] of host labels [N,H,W] (the host twin of `strideLabels`); [N, ceil(H/s), ceil(W/s)]. */
+export function strideLabelsHost(
+  labels: Int32Array,
+  shape: readonly [number, number, number],
+  s: number,
+): Int32Array {
+  const [, H, W] = shape;
+  const idx = (n: number) => Int32Array.from({ length: Math.ceil(n / s) }, (_, i) => i * s);
+  return pickRowsColsHost(labels, shape, idx(H), idx(W));
+}
+
+function pickRowsColsHost(
+  labels: Int32Array,
+  [n, H, W]: readonly [number, number, number],
+  rows: Int32Array,
+  cols: Int32Array,
+): Int32Array {
+  const h = rows.length, w = cols.length;
+  const out = new Int32Array(n * h * w);
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < h; i++) {
+      const src = (b * H + rows[i]) * W, dst = (b * h + i) * w;
+      for (let j = 0; j < w; j++) out[dst + j] = labels[src + cols[j]];
+    }
+  }
+  return out;
+}
+
+/**
+ * Labels (downsampled to the embedding grid) and predictions as host typed arrays. labels: [N,H,W] int32,
+ * logits4: [N,h,w,C]. With `labelsHost` (the caller's host copy of `labels`) only the predictions are read
+ * back (N·h·w int32); otherwise both, in one read of 2·N·h·w int32.
+ */
+export async function labelsAndPredictions(
   labels: Tensor3D,
   logits4: Tensor4D,
-): { labels: Int32Array; preds: Int32Array; n: number; h: number; w: number } {
+  labelsHost?: Int32Array,
+): Promise<{ labels: Int32Array; preds: Int32Array; n: number; h: number; w: number }> {
   const [n, h, w] = logits4.shape;
   if (labels.shape[0] !== n) {
     throw new Error(`losses/labels: batch ${labels.shape[0]} (labels) != ${n} (logits)`);
+  }
+  const size = n * h * w;
+  if (labelsHost) {
+    const down = downsampleLabelsHost(labelsHost, labels.shape, [h, w]);
+    const p = predictFromLogits(logits4);
+    try {
+      return { labels: down, preds: (await p.data()) as Int32Array, n, h, w };
+    } finally {
+      p.dispose();
+    }
   }
   const both = tf.tidy(() => {
     const y = downsampleLabels(labels, [h, w]);
     const p = predictFromLogits(logits4);
     return tf.stack([y, p]) as unknown as Tensor2D;
   });
-  const data = both.dataSync() as Int32Array;
-  both.dispose();
-  const size = n * h * w;
-  return { labels: data.slice(0, size), preds: data.slice(size, 2 * size), n, h, w };
+  try {
+    const data = (await both.data()) as Int32Array;
+    return { labels: data.slice(0, size), preds: data.slice(size, 2 * size), n, h, w };
+  } finally {
+    both.dispose();
+  }
 }

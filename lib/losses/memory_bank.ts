@@ -22,7 +22,7 @@
  */
 import { type Tensor2D, type Tensor3D, type Tensor4D, tf } from "../backend/tf.ts";
 import type { Rng } from "../util/rng.ts";
-import { downsampleLabels, strideLabels } from "./labels.ts";
+import { downsampleLabels, downsampleLabelsHost, strideLabels, strideLabelsHost } from "./labels.ts";
 import type { MemoryOptions } from "./options.ts";
 
 export interface MemoryBankConfig {
@@ -190,10 +190,17 @@ export class MemoryBank {
 
   /**
    * Enqueues one batch after the loss was computed (keys = the current embeddings, no gradient).
-   * embed: [N,h,w,D] float32; labels: [N,H,W] int32 full resolution; labelsDown: the labels already picked
-   * at embedding resolution ([N·h·w], the sampler's copy), reused in the intended mode.
+   * embed: [N,h,w,D] float32; labels: [N,H,W] int32 full resolution. `host` may give what is already on the
+   * host, so that nothing but the enqueued vectors is read back: `labelsDown`, the labels picked at embedding
+   * resolution ([N·h·w], the sampler's copy, used in the intended mode) and `labels`, a host copy of
+   * `labels` ([N·H·W]).
    */
-  updateFromBatch(embed: Tensor4D, labels: Tensor3D, rng: Rng, labelsDown?: Int32Array): MemoryUpdateInfo {
+  async updateFromBatch(
+    embed: Tensor4D,
+    labels: Tensor3D,
+    rng: Rng,
+    host: { labelsDown?: Int32Array; labels?: Int32Array } = {},
+  ): Promise<MemoryUpdateInfo> {
     const [N, h, w, D] = embed.shape;
     const { numClasses: C, pixelUpdateFreq, reproducePublicCode, publicLabelStride, ignoreIndex } =
       this.config;
@@ -203,26 +210,28 @@ export class MemoryBank {
     const P = h * w;
     // Host: labels on the grid that drives the enqueue.
     let grid: Int32Array, gridPixels: number;
+    const [, H, W] = labels.shape;
     if (reproducePublicCode) {
-      const t = strideLabels(labels, publicLabelStride);
-      grid = t.dataSync() as Int32Array;
-      gridPixels = t.shape[1]! * t.shape[2]!;
-      t.dispose();
+      const s = publicLabelStride;
+      gridPixels = Math.ceil(H / s) * Math.ceil(W / s);
       if (gridPixels > P) {
         throw new Error(
           `losses/memory_bank: public-code label grid (${gridPixels}) larger than the feature map (${P})`,
         );
       }
-    } else if (labelsDown) {
-      if (labelsDown.length !== N * P) {
-        throw new Error(`losses/memory_bank: labelsDown has ${labelsDown.length} != ${N * P}`);
+      grid = host.labels
+        ? strideLabelsHost(host.labels, labels.shape, s)
+        : await readAndDispose<Int32Array>(strideLabels(labels, s));
+    } else if (host.labelsDown) {
+      if (host.labelsDown.length !== N * P) {
+        throw new Error(`losses/memory_bank: labelsDown has ${host.labelsDown.length} != ${N * P}`);
       }
-      grid = labelsDown;
+      grid = host.labelsDown;
       gridPixels = P;
     } else {
-      const t = downsampleLabels(labels, [h, w]);
-      grid = t.dataSync() as Int32Array;
-      t.dispose();
+      grid = host.labels
+        ? downsampleLabelsHost(host.labels, labels.shape, [h, w])
+        : await readAndDispose<Int32Array>(downsampleLabels(labels, [h, w]));
       gridPixels = P;
     }
     // Host: segment assignment (feature position → b·C + c, or N·C for none) and pixel picks.
@@ -287,8 +296,7 @@ export class MemoryBank {
       const both = tf.concat([sums, pix], 0);
       return tf.div(both, tf.maximum(tf.norm(both, 2, 1, true), 1e-12));
     });
-    const data = out.dataSync() as Float32Array;
-    out.dispose();
+    const data = await readAndDispose<Float32Array>(out);
     let pixRow = N * C;
     for (const { b, c, k } of plan) {
       this.enqueueSegment(c, data.subarray((b * C + c) * D, (b * C + c + 1) * D));
@@ -417,6 +425,15 @@ export class MemoryBank {
     this.#device?.dispose();
     this.#device = null;
     this.#allDirty = true;
+  }
+}
+
+/** Reads a tensor's values (asynchronously) and disposes it. */
+async function readAndDispose<T extends Int32Array | Float32Array>(t: tf.Tensor): Promise<T> {
+  try {
+    return (await t.data()) as T;
+  } finally {
+    t.dispose();
   }
 }
 

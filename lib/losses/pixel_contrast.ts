@@ -11,11 +11,14 @@
  * data-parallel GPUs are averaged). An empty group (no class with more than max_views pixels, or more
  * (image, class) pairs than max_samples) contributes 0 — both references crash there (docs/method.md §4.3).
  *
- * Host/device split: labels and predictions at embedding resolution are downloaded once (2·N·h·w int32);
- * the anchor selection runs on the host; the embeddings of all groups' anchors are gathered with one
- * gather whose gradient is one ScatterNd.
+ * Host/device split: the predictions at embedding resolution are read back once, asynchronously (N·h·w
+ * int32; the labels too unless the caller has them on the host); the anchor selection runs on the host;
+ * the embeddings of all groups' anchors are gathered with one gather whose gradient is one ScatterNd.
+ * Nothing is read back synchronously: the differentiable part is recorded on the caller's `Tape`
+ * (lib/backend/tape.ts) and the diagnostics come as one small tensor the caller reads with its others.
  */
 import { type Tensor1D, type Tensor2D, type Tensor3D, type Tensor4D, tf } from "../backend/tf.ts";
+import type { Tape } from "../backend/tape.ts";
 import type { Rng } from "../util/rng.ts";
 import { gatherRows } from "./contrastive.ts";
 import {
@@ -49,10 +52,17 @@ export interface PixelContrastContext {
   memory?: MemoryBank | null;
   /** Enqueue this batch into the memory after the loss (default true when a memory is used). */
   updateMemory?: boolean;
-  /** Compute mean positive/negative cosine similarity (one extra small download). Default true. */
+  /** Compute mean positive/negative cosine similarity (into `stats`). Default true. */
   similarityStats?: boolean;
-  /** Compute ‖∂contrast/∂embed‖ (re-evaluates the plans on a copy of the anchors). Default false. */
+  /** Compute ‖∂contrast/∂embed‖ (re-evaluates the plans on a copy of the anchors; into `stats`). Default false. */
   gradNorm?: boolean;
+  /**
+   * Records the differentiable part on this tape, so that gradients can be taken:
+   * `tf.variableGrads(() => tape.replay(result.loss))`. Without one, `loss` is a plain value.
+   */
+  tape?: Tape;
+  /** Host copy of `labels` ([N·H·W] int32): the labels are then not read back. */
+  labelsHost?: Int32Array;
 }
 
 export interface ContrastGroupInfo {
@@ -99,10 +109,28 @@ export interface ContrastDiagnostics {
 }
 
 export interface PixelContrastResult {
+  /** The term; differentiable w.r.t. `embed` when recorded on `ctx.tape`. Owned by the caller. */
   loss: Scalar;
-  diagnostics: ContrastDiagnostics;
-  /** Host copies of the labels/predictions at embedding resolution (reusable by the caller). */
+  /**
+   * [3] float32: Σ cos over positive pairs, Σ cos over negative pairs, ‖∂contrast/∂embed‖ (0 when not asked);
+   * null when neither was asked or there is no anchor. Owned by the caller, who reads it (with whatever else
+   * it reads) and passes the values to `diagnose`.
+   */
+  stats: Tensor1D | null;
+  /** The diagnostics, given the values of `stats` (null when `stats` is null). */
+  diagnose(stats: ArrayLike<number> | null): ContrastDiagnostics;
+  /** Host copy of the labels at embedding resolution (reusable by the caller). */
   labelsDown: Int32Array;
+}
+
+/** Reads `r.stats` (and disposes it) and returns the diagnostics; for callers with nothing else to read. */
+export async function readContrastDiagnostics(r: PixelContrastResult): Promise<ContrastDiagnostics> {
+  if (!r.stats) return r.diagnose(null);
+  try {
+    return r.diagnose(await r.stats.data());
+  } finally {
+    r.stats.dispose();
+  }
 }
 
 /** Image ranges of the contrast groups for a batch of n images. */
@@ -114,14 +142,15 @@ export function contrastGroups(n: number, groupSize: number): Array<[number, num
 }
 
 /**
- * The contrast term. Must be called inside the caller's gradient closure (it reads labels and
- * predictions synchronously); the returned loss is differentiable w.r.t. `embed` only.
+ * The contrast term. Asynchronous: it reads the predictions back (never synchronously), draws the anchors on
+ * the host, then evaluates the term — on `ctx.tape` when given, so that it can be differentiated w.r.t.
+ * `embed` — and, with a memory bank, enqueues the batch (one more read of the enqueued vectors).
  */
-export function pixelContrastLoss(
+export async function pixelContrastLoss(
   inputs: PixelContrastInputs,
   options: PixelContrastOptionsInput = {},
   ctx: PixelContrastContext = {},
-): PixelContrastResult {
+): Promise<PixelContrastResult> {
   const o = contrastOptions(options);
   const { logits4, embed, labels } = inputs;
   checkInputs(logits4, embed, labels);
@@ -136,7 +165,7 @@ export function pixelContrastLoss(
     throw new Error("losses/pixel_contrast: a seeded Rng is required (ctx.rng)");
   }
 
-  const host = labelsAndPredictions(labels, logits4);
+  const host = await labelsAndPredictions(labels, logits4, ctx.labelsHost);
   const groups = contrastGroups(N, o.contrastGroupSize);
   const samples: AnchorSample[] = [];
   const infos: ContrastGroupInfo[] = [];
@@ -173,98 +202,147 @@ export function pixelContrastLoss(
       empty: A * V === 0,
     });
   }
+  const idx = Int32Array.from(rowIdx);
 
   const memSet = useMemory && rowIdx.length > 0
     ? { features: ctx.memory!.contrastFeatures(), labels: ctx.memory!.contrastLabels() }
     : null;
   const ownsMemFeatures = useMemory && o.memory.reproducePublicCode; // public mode returns a new tensor
-
-  let simPos = 0, simNeg = 0, posPairs = 0, negPairs = 0, gradNorm: number | null = null;
+  const plans: Array<ContrastPlan | null> = [];
+  const record = <T extends tf.TensorContainer>(f: () => T): T => ctx.tape ? ctx.tape.record(f) : tf.tidy(f);
+  let loss: Scalar | null = null, rows: Tensor2D | null = null, stats: Tensor1D | null = null;
+  let posPairs = 0, negPairs = 0;
   const wantStats = ctx.similarityStats !== false;
-  const loss = tf.tidy(() => {
-    // no anchors: the term is 0 (documented choice), kept connected to embed so gradients are zeros
-    if (rowIdx.length === 0) return tf.mul(tf.sum(tf.slice(embed, [0, 0, 0, 0], [1, 1, 1, 1])), 0) as Scalar;
-    const flat = tf.reshape(embed, [N * P, D]) as Tensor2D;
-    const rows = gatherRows(flat, Int32Array.from(rowIdx));
-    const plans: Array<ContrastPlan | null> = groups.map((_, g) => {
-      const r0 = rowStart[g], r1 = rowStart[g + 1];
-      if (r1 === r0) return null;
-      const labs = Int32Array.from(rowLab.slice(r0, r1));
-      if (!memSet) return inBatchPlan(labs, o);
-      const anchors = tf.slice(rows, [r0, 0], [r1 - r0, D]) as Tensor2D;
-      return memoryPlan(anchors, labs, memSet.features, memSet.labels, {
-        ...o,
-        ...o.memory,
-        removeDiagonal: o.memory.reproducePublicCode,
-      }, ctx.rng);
-    });
-    const total = (x: Tensor2D): Scalar =>
-      tf.tidy(() => {
-        const parts: Scalar[] = [];
-        plans.forEach((plan, g) => {
-          if (!plan) return;
+  try {
+    if (rowIdx.length > 0) {
+      // Plans first (memory mining ranks pairs and reads the ranks back: off the tape, on a detached copy).
+      const anchorsAll = memSet
+        ? tf.tidy(() => tf.gather(tf.reshape(embed, [N * P, D]), tf.tensor1d(idx, "int32")) as Tensor2D)
+        : null;
+      try {
+        for (let g = 0; g < groups.length; g++) {
           const r0 = rowStart[g], r1 = rowStart[g + 1];
-          parts.push(planLoss(tf.slice(x, [r0, 0], [r1 - r0, D]) as Tensor2D, plan, o.temperature));
+          if (r1 === r0) {
+            plans.push(null);
+            continue;
+          }
+          const labs = Int32Array.from(rowLab.slice(r0, r1));
+          if (!memSet) {
+            plans.push(inBatchPlan(labs, o));
+            continue;
+          }
+          const anchors = tf.slice(anchorsAll!, [r0, 0], [r1 - r0, D]) as Tensor2D;
+          try {
+            plans.push(
+              await memoryPlan(anchors, labs, memSet.features, memSet.labels, {
+                ...o,
+                ...o.memory,
+                removeDiagonal: o.memory.reproducePublicCode,
+              }, ctx.rng),
+            );
+          } finally {
+            anchors.dispose();
+          }
+        }
+      } finally {
+        anchorsAll?.dispose();
+      }
+      const total = (x: Tensor2D): Scalar =>
+        tf.tidy(() => {
+          const parts: Scalar[] = [];
+          plans.forEach((plan, g) => {
+            if (!plan) return;
+            const r0 = rowStart[g], r1 = rowStart[g + 1];
+            parts.push(planLoss(tf.slice(x, [r0, 0], [r1 - r0, D]) as Tensor2D, plan, o.temperature));
+          });
+          return tf.div(tf.addN(parts), groups.length) as Scalar;
         });
-        return tf.div(tf.addN(parts), groups.length) as Scalar;
+      // The differentiable part: the only piece on the tape.
+      [loss, rows] = record(() => {
+        const r = gatherRows(tf.reshape(embed, [N * P, D]) as Tensor2D, idx);
+        return [total(r), r] as [Scalar, Tensor2D];
       });
-    const value = total(rows);
-    plans.forEach((plan, g) => {
-      if (!plan) return;
-      infos[g].validRows = plan.validRows;
-      posPairs += plan.posPairs;
-      negPairs += plan.negPairs;
-    });
-    if (wantStats) {
-      const sums = tf.tidy(() => {
-        const parts: Tensor1D[] = [];
-        plans.forEach((plan, g) => {
-          if (!plan || plan.validRows === 0) return;
-          const r0 = rowStart[g], r1 = rowStart[g + 1];
-          parts.push(planSimilaritySums(tf.slice(rows, [r0, 0], [r1 - r0, D]) as Tensor2D, plan));
+      plans.forEach((plan, g) => {
+        if (!plan) return;
+        infos[g].validRows = plan.validRows;
+        posPairs += plan.posPairs;
+        negPairs += plan.negPairs;
+      });
+      // Diagnostics, off the tape (they are not differentiated), as one small tensor read by the caller.
+      if (wantStats || ctx.gradNorm) {
+        const anchorRows = rows;
+        stats = tf.tidy(() => {
+          let sums: tf.Tensor = tf.zeros([2]);
+          if (wantStats) {
+            const parts: Tensor1D[] = [];
+            plans.forEach((plan, g) => {
+              if (!plan || plan.validRows === 0) return;
+              const r0 = rowStart[g], r1 = rowStart[g + 1];
+              parts.push(planSimilaritySums(tf.slice(anchorRows, [r0, 0], [r1 - r0, D]) as Tensor2D, plan));
+            });
+            if (parts.length) sums = tf.addN(parts);
+          }
+          let gn: tf.Tensor = tf.zeros([1]);
+          if (ctx.gradNorm) {
+            const copy = tf.add(anchorRows, 0) as Tensor2D; // a fresh leaf for tf.grad
+            gn = tf.reshape(tf.norm(tf.grad((x: tf.Tensor) => total(x as Tensor2D))(copy)), [1]);
+          }
+          return tf.concat([sums, gn]) as Tensor1D;
         });
-        return parts.length ? tf.addN(parts) : tf.zeros([2]);
-      });
-      const v = sums.dataSync();
-      simPos = v[0];
-      simNeg = v[1];
+      }
+    } else {
+      // no anchors: the term is 0 (documented choice), kept connected to embed so gradients are zeros
+      loss = record(() => tf.mul(tf.sum(tf.slice(embed, [0, 0, 0, 0], [1, 1, 1, 1])), 0) as Scalar);
     }
-    if (ctx.gradNorm) {
-      const g = tf.tidy(() => {
-        const copy = tf.add(rows, 0) as Tensor2D; // a fresh leaf for tf.grad
-        return tf.norm(tf.grad((x: tf.Tensor) => total(x as Tensor2D))(copy));
-      });
-      gradNorm = g.dataSync()[0];
-    }
-    plans.forEach((p) => p && disposePlan(p));
-    return value;
-  });
-  if (ownsMemFeatures && memSet) memSet.features.dispose();
+  } catch (e) {
+    loss?.dispose();
+    stats?.dispose();
+    throw e;
+  } finally {
+    rows?.dispose();
+    for (const p of plans) if (p) disposePlan(p);
+    if (ownsMemFeatures && memSet) memSet.features.dispose();
+  }
 
   let mem: MemoryUpdateInfo = { segments: 0, pixels: 0 };
   if (useMemory && ctx.updateMemory !== false) {
-    if (!ctx.rng) throw new Error("losses/pixel_contrast: the memory update needs ctx.rng");
-    mem = ctx.memory!.updateFromBatch(embed, labels, ctx.rng, host.labels);
+    try {
+      if (!ctx.rng) throw new Error("losses/pixel_contrast: the memory update needs ctx.rng");
+      mem = await ctx.memory!.updateFromBatch(embed, labels, ctx.rng, {
+        labelsDown: host.labels,
+        labels: ctx.labelsHost,
+      });
+    } catch (e) {
+      loss!.dispose();
+      stats?.dispose();
+      throw e;
+    }
   }
-
-  const diagnostics = summarise(samples, infos, o, C, {
-    posPairs,
-    negPairs,
-    simPos,
-    simNeg,
-    wantStats,
-    gradNorm,
-    memory: useMemory
-      ? {
-        reproducePublicCode: o.memory.reproducePublicCode,
-        mining: o.memory.mining,
-        contrastSetSize: ctx.memory!.contrastLabels().length,
-        enqueuedSegments: mem.segments,
-        enqueuedPixels: mem.pixels,
-      }
-      : null,
-  });
-  return { loss, diagnostics, labelsDown: host.labels };
+  const memory = useMemory
+    ? {
+      reproducePublicCode: o.memory.reproducePublicCode,
+      mining: o.memory.mining,
+      contrastSetSize: ctx.memory!.contrastLabels().length,
+      enqueuedSegments: mem.segments,
+      enqueuedPixels: mem.pixels,
+    }
+    : null;
+  const hasStats = stats !== null;
+  const diagnose = (v: ArrayLike<number> | null): ContrastDiagnostics => {
+    if (hasStats && (!v || v.length < 3)) {
+      throw new Error("losses/pixel_contrast: diagnose() needs the 3 values of `stats`");
+    }
+    return summarise(samples, infos, o, C, {
+      posPairs,
+      negPairs,
+      simPos: hasStats && wantStats ? v![0] : 0,
+      simNeg: hasStats && wantStats ? v![1] : 0,
+      wantStats,
+      gradNorm: hasStats && ctx.gradNorm ? v![2] : null,
+      memory,
+    });
+  };
+  return { loss: loss!, stats, diagnose, labelsDown: host.labels };
 }
 
 function summarise(

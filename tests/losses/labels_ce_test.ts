@@ -2,7 +2,15 @@
 import { assert, assertAlmostEquals, assertClose, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { type Tensor3D, type Tensor4D, tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
-import { downsampleLabels, nearestSourceIndices, predictFromLogits } from "../../lib/losses/labels.ts";
+import {
+  downsampleLabels,
+  downsampleLabelsHost,
+  labelsAndPredictions,
+  nearestSourceIndices,
+  predictFromLogits,
+  strideLabels,
+  strideLabelsHost,
+} from "../../lib/losses/labels.ts";
 import { crossEntropyGradNorm, crossEntropyLoss } from "../../lib/losses/cross_entropy.ts";
 import { TORCH_CE_WEIGHTS } from "../../lib/losses/options.ts";
 
@@ -57,6 +65,29 @@ Deno.test("label downsampling: non-integer ratios use floor(dst * in / out)", ()
   assertThrows(() => downsampleLabels(tf.zeros([1, 4, 4]) as Tensor3D, [2, 2]), "int32");
 });
 
+Deno.test("host label picks equal the device picks (integer, non-integer ratios, strides); one read", async () => {
+  const rng = (i: number) => (i * 2654435761) % 23;
+  for (const [n, H, W, h, w, s] of [[2, 16, 24, 4, 6, 8], [1, 10, 6, 4, 4, 3], [3, 9, 9, 9, 9, 4]]) {
+    const host = Int32Array.from({ length: n * H * W }, (_, i) => (rng(i) === 22 ? 255 : rng(i)));
+    const t = tf.tensor3d(host, [n, H, W], "int32");
+    const dev = tf.tidy(() => downsampleLabels(t, [h, w]).dataSync());
+    assertEquals(
+      Array.from(downsampleLabelsHost(host, [n, H, W], [h, w])),
+      Array.from(dev),
+      `${H}x${W}->${h}x${w}`,
+    );
+    const strided = tf.tidy(() => strideLabels(t, s).dataSync());
+    assertEquals(Array.from(strideLabelsHost(host, [n, H, W], s)), Array.from(strided), `::${s}`);
+    // labelsAndPredictions: the host copy gives the same labels, and the same predictions
+    const logits = tf.randomNormal([n, h, w, 5], 0, 1, "float32", 7) as Tensor4D;
+    const a = await labelsAndPredictions(t, logits), b = await labelsAndPredictions(t, logits, host);
+    assertEquals([Array.from(b.labels), Array.from(b.preds)], [Array.from(a.labels), Array.from(a.preds)]);
+    assertEquals(Array.from(a.preds), Array.from(tf.tidy(() => tf.argMax(logits, -1).dataSync())));
+    tf.dispose([t, logits]);
+  }
+  assertThrows(() => downsampleLabelsHost(new Int32Array(5), [1, 2, 3], [1, 1]), "host labels have 5 values");
+});
+
 Deno.test("predictions: argmax over the class axis", () => {
   const x = tf.tensor4d([0, 2, 1, 5, 0, 0, -1, -2, -3], [1, 1, 3, 3]);
   const p = predictFromLogits(x);
@@ -102,7 +133,7 @@ Deno.test("CE: all pixels ignored gives exactly 0 with a zero, finite gradient",
   assert(grad.every((g) => g === 0), "zero gradient");
 });
 
-Deno.test("CE: logits smaller than the labels are upsampled (half-pixel) with a correct gradient", () => {
+Deno.test("CE: logits smaller than the labels are upsampled (half-pixel) with a correct gradient", async () => {
   const logits = tf.randomNormal([1, 3, 5, 4], 0, 1, "float32", 7) as Tensor4D;
   const labels = tf.tensor3d(
     Int32Array.from({ length: 6 * 10 }, (_, i) => (i * 7) % 5 === 4 ? 255 : (i * 7) % 5),
@@ -129,7 +160,9 @@ Deno.test("CE: logits smaller than the labels are upsampled (half-pixel) with a 
   const auto = tf.tidy(() =>
     tf.norm(tf.grad((x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels))(up)).dataSync()[0]
   );
-  const closed = crossEntropyGradNorm(up, labels);
+  const closedT = crossEntropyGradNorm(up, labels);
+  const closed = (await closedT.data())[0];
+  closedT.dispose();
   assert(Math.abs(auto - closed) <= 1e-5 * auto, `grad norm ${closed} vs autodiff ${auto}`);
   tf.dispose([logits, labels, up]);
 });

@@ -92,10 +92,10 @@ function batch() {
 }
 const unit = (v: number[]) => v.map((x) => x / Math.hypot(...v));
 
-Deno.test("updateFromBatch (intended): same-stride labels, own pixels, class 0 included, means normalised", () => {
+Deno.test("updateFromBatch (intended): same-stride labels, own pixels, class 0 included, means normalised", async () => {
   const b = bank({ pixelUpdateFreq: 3 });
   const { embed, labels, cls } = batch();
-  const info = b.updateFromBatch(embed, labels, new Rng(1));
+  const info = await b.updateFromBatch(embed, labels, new Rng(1));
   tf.dispose([embed, labels]);
   assertEquals(info, { segments: 2, pixels: 6 }, "classes 0 and 1, K = min(n, 3) each");
   for (const c of [0, 1]) {
@@ -117,12 +117,12 @@ Deno.test("updateFromBatch (intended): same-stride labels, own pixels, class 0 i
   assertEquals(b.segmentPtr[2], 0, "class 2 (only on unpicked pixels) not enqueued");
 });
 
-Deno.test("updateFromBatch (public code): coarse label grid, class 0 skipped, positions perm[:K]", () => {
+Deno.test("updateFromBatch (public code): coarse label grid, class 0 skipped, positions perm[:K]", async () => {
   // public stride 4 on 8x8 labels -> 2x2 grid; its flat indices (0..3) are used on the 4x4 feature map
   const b = bank({ pixelUpdateFreq: 3, reproducePublicCode: true, publicLabelStride: 4 });
   const { embed, labels } = batch();
   // grid = labels[::4, ::4] = [cls[0], cls[2], cls[8], cls[10]] = [0, 1, 255, 1]
-  const info = b.updateFromBatch(embed, labels, new Rng(2));
+  const info = await b.updateFromBatch(embed, labels, new Rng(2));
   tf.dispose([embed, labels]);
   assertEquals(info, { segments: 1, pixels: 2 }, "class 1 only (2 grid pixels); class 0 skipped");
   // segment: mean of feature positions 1 and 3 (the grid indices), i.e. pixels 1 and 3 -> (3, 1)

@@ -9,6 +9,7 @@ import { initBackend } from "../../lib/backend/mod.ts";
 import { labelsAndPredictions } from "../../lib/losses/labels.ts";
 import { sampleHardAnchors } from "../../lib/losses/sampler.ts";
 import { pixelContrastLoss } from "../../lib/losses/pixel_contrast.ts";
+import { Tape } from "../../lib/backend/tape.ts";
 import { crossEntropyLoss } from "../../lib/losses/cross_entropy.ts";
 
 await initBackend();
@@ -64,9 +65,9 @@ function inputs() {
   };
 }
 
-Deno.test("PaddleSeg fixture: identity-mode sampler picks the same anchors", () => {
+Deno.test("PaddleSeg fixture: identity-mode sampler picks the same anchors", async () => {
   const { labels, logits4, embed } = inputs();
-  const host = labelsAndPredictions(labels, logits4);
+  const host = await labelsAndPredictions(labels, logits4);
   tf.dispose([labels, logits4, embed]);
   const [n, , h, w] = [2, 0, 32, 64];
   const P = h * w;
@@ -92,15 +93,16 @@ Deno.test("PaddleSeg fixture: identity-mode sampler picks the same anchors", () 
   assertEquals(new Set(s.keeps.map((k) => k.rule)).size, 3, "rules a, b and c present");
 });
 
-Deno.test("PaddleSeg fixture: contrast loss and its gradient w.r.t. the embeddings", () => {
+Deno.test("PaddleSeg fixture: contrast loss and its gradient w.r.t. the embeddings", async () => {
   const { labels, logits4, embed } = inputs();
   const before = tf.memory().numTensors;
   const opts = { draw: "identity" as const, contrastGroupSize: 2 };
-  const { value, grad } = tf.tidy(() => {
-    const f = (e: tf.Tensor) => pixelContrastLoss({ logits4, embed: e as Tensor4D, labels }, opts).loss;
-    const { value, grad } = tf.valueAndGrad(f)(embed);
-    return { value: value.dataSync()[0], grad: grad.dataSync() };
-  });
+  const tape = new Tape();
+  const r = await pixelContrastLoss({ logits4, embed, labels }, opts, { tape });
+  r.stats?.dispose();
+  const g = tf.valueAndGrad(() => tape.replay(r.loss))(embed);
+  const value = (await g.value.data())[0], grad = (await g.grad.data()) as Float32Array;
+  tf.dispose([g.value, g.grad]);
   assert(tf.memory().numTensors === before, `leaked ${tf.memory().numTensors - before} tensors`);
   tf.dispose([labels, logits4, embed]);
   assert(

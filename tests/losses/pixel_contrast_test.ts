@@ -1,9 +1,10 @@
 /** PixelContrastLoss: contrast groups, robustness (never NaN), diagnostics, memory-bank contrast and mining. */
-import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
-import { type Tensor2D, type Tensor4D, tf } from "../../lib/backend/tf.ts";
+import { assert, assertEquals, assertRejects } from "../_helpers/assert.ts";
+import { type Tensor2D, tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
+import { Tape } from "../../lib/backend/tape.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { type ContrastDiagnostics, pixelContrastLoss } from "../../lib/losses/pixel_contrast.ts";
+import { pixelContrastLoss, readContrastDiagnostics } from "../../lib/losses/pixel_contrast.ts";
 import type { PixelContrastOptionsInput } from "../../lib/losses/options.ts";
 import { sampleHardAnchors } from "../../lib/losses/sampler.ts";
 import { MemoryBank } from "../../lib/losses/memory_bank.ts";
@@ -14,40 +15,37 @@ await initBackend();
 
 const small = { maxViews: 5, maxSamples: 40, draw: "identity" as const };
 
-function lossAndGrad(b: Batch, opts: PixelContrastOptionsInput, ctx = {}) {
-  let diag = null as ContrastDiagnostics | null;
-  const [v, g] = tf.tidy(() => {
-    const f = (e: tf.Tensor) => {
-      const r = pixelContrastLoss({ logits4: b.logits4, embed: e as Tensor4D, labels: b.labels }, opts, ctx);
-      diag = r.diagnostics;
-      return r.loss;
-    };
-    const { value, grad } = tf.valueAndGrad(f)(b.embed);
-    return [value, grad];
+/** The term, its gradient w.r.t. the embeddings (recorded on a tape, as the trainer does) and its diagnostics. */
+async function lossAndGrad(b: Batch, opts: PixelContrastOptionsInput, ctx = {}) {
+  const tape = new Tape();
+  const r = await pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, opts, {
+    ...ctx,
+    tape,
   });
+  const { value, grad } = tf.valueAndGrad(() => tape.replay(r.loss))(b.embed);
   const out = {
-    value: v.dataSync()[0],
-    grad: g.dataSync() as Float32Array,
-    diag: diag! as ContrastDiagnostics,
+    value: (await value.data())[0],
+    grad: (await grad.data()) as Float32Array,
+    diag: await readContrastDiagnostics(r),
   };
-  tf.dispose([v, g]);
+  tf.dispose([value, grad, r.loss]);
   return out;
 }
 
-Deno.test("contrast groups: batch of 4 with group size 2 = mean of the two pairs; caps per group", () => {
+Deno.test("contrast groups: batch of 4 with group size 2 = mean of the two pairs; caps per group", async () => {
   const before = tf.memory().numTensors;
   const b = makeBatch({ n: 4, classesOf: (i) => [[0, 1, 2], [1, 2, 3], [0, 3], [2, 3, 1, 0]][i] });
-  const all = lossAndGrad(b, { ...small, contrastGroupSize: 2 });
+  const all = await lossAndGrad(b, { ...small, contrastGroupSize: 2 });
   const p0 = sliceBatch(b, 0, 2), p1 = sliceBatch(b, 2, 4);
-  const a0 = lossAndGrad(p0, { ...small, contrastGroupSize: 2 }),
-    a1 = lossAndGrad(p1, { ...small, contrastGroupSize: 2 });
+  const a0 = await lossAndGrad(p0, { ...small, contrastGroupSize: 2 }),
+    a1 = await lossAndGrad(p1, { ...small, contrastGroupSize: 2 });
   assert(
     Math.abs(all.value - (a0.value + a1.value) / 2) <= 1e-6 * all.value,
     `${all.value} vs pairs ${a0.value}, ${a1.value}`,
   );
   assertEquals(all.diag.groups.map((g) => [g.firstImage, g.numImages, g.nView]), [[0, 2, 5], [2, 2, 5]]);
   // whole batch: 12 (image, class) pairs share max_samples 40 -> n_view 3
-  const whole = lossAndGrad(b, { ...small, contrastGroupSize: 0 });
+  const whole = await lossAndGrad(b, { ...small, contrastGroupSize: 0 });
   assertEquals(whole.diag.groups.map((g) => [g.totalClasses, g.nView]), [[12, 3]]);
   assert(
     whole.diag.note.includes("whole batch") && all.diag.note.includes("groups of 2"),
@@ -60,37 +58,37 @@ Deno.test("contrast groups: batch of 4 with group size 2 = mean of the two pairs
   assert(tf.memory().numTensors === before, `leaked ${tf.memory().numTensors - before}`);
 });
 
-Deno.test("robustness: single class -> 0, no positives -> 0, all ignored -> 0; never NaN", () => {
+Deno.test("robustness: single class -> 0, no positives -> 0, all ignored -> 0; never NaN", async () => {
   // single class in the batch: no negatives, every log-probability is exactly 0
   const one = makeBatch({ classesOf: () => [2] });
-  const r1 = lossAndGrad(one, small);
+  const r1 = await lossAndGrad(one, small);
   assertEquals(r1.value, 0, "single class");
   assert(r1.grad.every((g) => g === 0), "zero gradient");
   disposeBatch(one);
   // max_views 1 and each class in one image only: every anchor row lacks a positive -> left out -> 0
   const lonely = makeBatch({ classesOf: (i) => (i === 0 ? [0] : [1]) });
-  const r2 = lossAndGrad(lonely, { ...small, maxViews: 1 });
+  const r2 = await lossAndGrad(lonely, { ...small, maxViews: 1 });
   assertEquals(r2.value, 0, "no positives");
   assertEquals(r2.diag.rowsWithoutPositive, 2);
   assert(r2.grad.every((g) => g === 0 && Number.isFinite(g)));
   disposeBatch(lonely);
   // a class without positives next to classes with: that row is left out, the others averaged
   const mixed = makeBatch({ classesOf: (i) => (i === 0 ? [0, 1] : [1]) });
-  const r3 = lossAndGrad(mixed, { ...small, maxViews: 1 });
+  const r3 = await lossAndGrad(mixed, { ...small, maxViews: 1 });
   assertEquals(r3.diag.rowsWithoutPositive, 1);
   assert(Number.isFinite(r3.value) && r3.value > 0, `finite positive loss, got ${r3.value}`);
   disposeBatch(mixed);
   // every pixel ignored
   const ign = makeBatch({ classesOf: () => [255] });
-  const r4 = lossAndGrad(ign, small);
+  const r4 = await lossAndGrad(ign, small);
   assertEquals([r4.value, r4.diag.emptyGroups, r4.diag.anchors], [0, 1, 0]);
   assert(r4.grad.every((g) => g === 0));
   disposeBatch(ign);
 });
 
-Deno.test("diagnostics: counts per class, hard/easy, mean similarities (float64 check)", () => {
+Deno.test("diagnostics: counts per class, hard/easy, mean similarities (float64 check)", async () => {
   const b = makeBatch({ seed: 3 });
-  const r = lossAndGrad(b, small);
+  const r = await lossAndGrad(b, small);
   const d = r.diag;
   assertEquals(d.anchors, 6 * 5, "6 (image, class) pairs x 5 views");
   assertEquals(d.anchorsPerClass.reduce((s, v) => s + v, 0), d.anchors);
@@ -120,13 +118,16 @@ Deno.test("diagnostics: counts per class, hard/easy, mean similarities (float64 
   disposeBatch(b);
 });
 
-Deno.test("random draws: reproducible from the seed; an Rng is required", () => {
+Deno.test("random draws: reproducible from the seed; an Rng is required", async () => {
   const b = makeBatch({ seed: 4 });
   const o = { maxViews: 5, maxSamples: 20 };
-  const x = lossAndGrad(b, o, { rng: new Rng(11) }).value;
-  const y = lossAndGrad(b, o, { rng: new Rng(11) }).value;
+  const x = (await lossAndGrad(b, o, { rng: new Rng(11) })).value;
+  const y = (await lossAndGrad(b, o, { rng: new Rng(11) })).value;
   assertEquals(x, y);
-  assertThrows(() => pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, o), "Rng");
+  await assertRejects(
+    () => pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, o),
+    "Rng",
+  );
   disposeBatch(b);
 });
 
@@ -160,7 +161,7 @@ function memoryLoss64(
 }
 
 for (const publicCode of [false, true]) {
-  Deno.test(`memory contrast (${publicCode ? "public code" : "intended"}): anchors vs the queues, float64 check; queues updated`, () => {
+  Deno.test(`memory contrast (${publicCode ? "public code" : "intended"}): anchors vs the queues, float64 check; queues updated`, async () => {
     const b = makeBatch({ seed: 5 });
     const bank = new MemoryBank({
       numClasses: 4,
@@ -183,7 +184,7 @@ for (const publicCode of [false, true]) {
       };
     })();
     const opts = { ...small, memory: { enabled: true, reproducePublicCode: publicCode } };
-    const r = lossAndGrad(b, opts, { memory: bank, rng: new Rng(7) });
+    const r = await lossAndGrad(b, opts, { memory: bank, rng: new Rng(7) });
     // the same anchors by the host sampler, view-major
     const preds = tf.tidy(() => tf.argMax(b.logits4, -1).dataSync() as Int32Array);
     const s = sampleHardAnchors(b.labelsSmall, preds, 2, 64, {
@@ -214,7 +215,7 @@ for (const publicCode of [false, true]) {
   });
 }
 
-Deno.test("memory mining: hardest and semi-hard select the right pairs", () => {
+Deno.test("memory mining: hardest and semi-hard select the right pairs", async () => {
   const R = 6, Q = 40;
   const rng = new Rng(8);
   const rnd = (n: number) =>
@@ -235,7 +236,7 @@ Deno.test("memory mining: hardest and semi-hard select the right pairs", () => {
     semiHardFraction: 0.25,
     removeDiagonal: false,
   };
-  const hard = memoryPlan(anchors, al, contrast, ql, { ...base, mining: "hardest" });
+  const hard = await memoryPlan(anchors, al, contrast, ql, { ...base, mining: "hardest" });
   const hn = hard.neg.arraySync(), hp = hard.pos.arraySync();
   for (let r = 0; r < R; r++) {
     const negs = [...Array(Q).keys()].filter((q) => ql[q] !== al[r]).sort((x, y) => cos(r, y) - cos(r, x));
@@ -251,7 +252,7 @@ Deno.test("memory mining: hardest and semi-hard select the right pairs", () => {
       `row ${r} hardest positives`,
     );
   }
-  const semi = memoryPlan(anchors, al, contrast, ql, { ...base, mining: "semi_hard" }, new Rng(9));
+  const semi = await memoryPlan(anchors, al, contrast, ql, { ...base, mining: "semi_hard" }, new Rng(9));
   const sn = semi.neg.arraySync(), sp = semi.pos.arraySync();
   for (let r = 0; r < R; r++) {
     const negs = [...Array(Q).keys()].filter((q) => ql[q] !== al[r]).sort((x, y) => cos(r, y) - cos(r, x));
@@ -268,7 +269,7 @@ Deno.test("memory mining: hardest and semi-hard select the right pairs", () => {
   tf.dispose([anchors, contrast, hard.pos, hard.neg, semi.pos, semi.neg]);
 });
 
-Deno.test("memory + mining through pixelContrastLoss: finite loss and gradient", () => {
+Deno.test("memory + mining through pixelContrastLoss: finite loss and gradient", async () => {
   const b = makeBatch({ seed: 12 });
   for (const mining of ["hardest", "semi_hard"] as const) {
     const bank = new MemoryBank({
@@ -281,7 +282,7 @@ Deno.test("memory + mining through pixelContrastLoss: finite loss and gradient",
       publicLabelStride: 8,
       ignoreIndex: 255,
     }, new Rng(1));
-    const r = lossAndGrad(b, {
+    const r = await lossAndGrad(b, {
       ...small,
       memory: { enabled: true, mining, miningNegatives: 5, miningPositives: 2 },
     }, {
@@ -293,7 +294,7 @@ Deno.test("memory + mining through pixelContrastLoss: finite loss and gradient",
     assertEquals(r.diag.memory!.mining, mining);
     bank.dispose();
   }
-  assertThrows(
+  await assertRejects(
     () =>
       pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, {
         ...small,
@@ -304,9 +305,9 @@ Deno.test("memory + mining through pixelContrastLoss: finite loss and gradient",
   disposeBatch(b);
 });
 
-Deno.test("gradient-norm diagnostic equals the autodiff norm", () => {
+Deno.test("gradient-norm diagnostic equals the autodiff norm", async () => {
   const b = makeBatch({ seed: 13 });
-  const r = lossAndGrad(b, small, { gradNorm: true });
+  const r = await lossAndGrad(b, small, { gradNorm: true });
   const norm = Math.sqrt(r.grad.reduce((s, g) => s + g * g, 0));
   assert(Math.abs(r.diag.gradNorm! - norm) <= 1e-5 * norm, `${r.diag.gradNorm} vs ${norm}`);
   disposeBatch(b);

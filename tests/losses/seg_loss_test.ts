@@ -2,10 +2,11 @@
 import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { type Tensor4D, tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
+import { Tape } from "../../lib/backend/tape.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { crossEntropyLoss } from "../../lib/losses/cross_entropy.ts";
 import { pixelContrastLoss } from "../../lib/losses/pixel_contrast.ts";
-import { type LossDiagnostics, segmentationLoss } from "../../lib/losses/seg_loss.ts";
+import { readLossDiagnostics, segmentationLoss } from "../../lib/losses/seg_loss.ts";
 import { MemoryBank, memoryBankFromOptions } from "../../lib/losses/memory_bank.ts";
 import {
   contrastOptions,
@@ -29,20 +30,23 @@ function upLogits(logits4: Tensor4D, H: number, W: number) {
   return tf.image.resizeBilinear(logits4, [H, W], false, true) as Tensor4D;
 }
 
-Deno.test("G12: total = CE + 0.1 * contrast; with a 5000-step warm-up the contrast part is 0 before k = 5000", () => {
+Deno.test("G12: total = CE + 0.1 * contrast; with a 5000-step warm-up the contrast part is 0 before k = 5000", async () => {
   const b = makeBatch({ seed: 21 });
   const logitsUp = upLogits(b.logits4, 16, 16);
   const inputs = { logitsUp, logits4: b.logits4, embed: b.embed, labels: b.labels };
   const ce = tf.tidy(() => crossEntropyLoss(logitsUp, b.labels).dataSync()[0]);
-  const con = tf.tidy(() => pixelContrastLoss(inputs, contrast).loss.dataSync()[0]);
+  const conR = await pixelContrastLoss(inputs, contrast);
+  const con = (await conR.loss.data())[0];
+  conR.loss.dispose();
+  conR.stats?.dispose();
   assert(ce > 0 && con > 0);
-  const run = (o: LossOptions, iter: number) => {
-    const r = segmentationLoss(inputs, o, { iter });
-    const t = r.total.dataSync()[0];
+  const run = async (o: LossOptions, iter: number) => {
+    const r = await segmentationLoss(inputs, o, { iter });
+    const t = (await r.total.data())[0];
     r.total.dispose();
-    return { t, d: r.diagnostics };
+    return { t, d: await readLossDiagnostics(r) };
   };
-  const seedRun = run(seed, 0);
+  const seedRun = await run(seed, 0);
   assert(
     Math.abs(seedRun.t - (ce + 0.1 * con)) <= 1e-6 * seedRun.t,
     `total ${seedRun.t} vs ${ce} + 0.1 * ${con}`,
@@ -50,7 +54,7 @@ Deno.test("G12: total = CE + 0.1 * contrast; with a 5000-step warm-up the contra
   assertEquals([seedRun.d.warmup, seedRun.d.contrastWeight], [false, 0.1]);
   assert(Math.abs(seedRun.d.contrastShareOfLoss! - (0.1 * con) / seedRun.t) < 1e-6, "share of the loss");
   const torch: LossOptions = { ...seed, contrast: { ...contrast, warmupIters: 5000 } };
-  const early = run(torch, 4999);
+  const early = await run(torch, 4999);
   assert(Math.abs(early.t - ce) <= 1e-6 * ce, `k = 4999: ${early.t} vs CE ${ce}`);
   assertEquals([early.d.warmup, early.d.contrastWeight, early.d.contrast, early.d.contrastDetail], [
     true,
@@ -58,35 +62,33 @@ Deno.test("G12: total = CE + 0.1 * contrast; with a 5000-step warm-up the contra
     0,
     null,
   ]);
-  const late = run(torch, 5000);
+  const late = await run(torch, 5000);
   assert(Math.abs(late.t - seedRun.t) <= 1e-6 * late.t, "k = 5000: contrast on");
-  const ceOnly = run({ ...seed, contrast: null, coef: [1, 0] }, 0);
+  const ceOnly = await run({ ...seed, contrast: null, coef: [1, 0] }, 0);
   assert(Math.abs(ceOnly.t - ce) <= 1e-6 * ce, "CE only");
   tf.dispose(logitsUp);
   disposeBatch(b);
 });
 
-Deno.test("gradient share: norms equal autodiff at the loss inputs; no leaks", () => {
+Deno.test("gradient share: norms equal autodiff at the loss inputs; no leaks", async () => {
   const b = makeBatch({ seed: 22 });
   const lv = tf.variable(upLogits(b.logits4, 16, 16), true, "lossTestLogitsUp");
   const ev = tf.variable(b.embed.clone(), true, "lossTestEmbed");
   const before = tf.memory().numTensors;
-  let d: LossDiagnostics | null = null;
-  const { value, grads } = tf.variableGrads(() => {
-    const r = segmentationLoss(
-      { logitsUp: lv as Tensor4D, logits4: b.logits4, embed: ev as Tensor4D, labels: b.labels },
-      seed,
-      {
-        iter: 0,
-        gradientShare: true,
-      },
-    );
-    d = r.diagnostics;
-    return r.total;
-  }, [lv, ev]);
+  const tape = new Tape();
+  const r = await segmentationLoss(
+    { logitsUp: lv as Tensor4D, logits4: b.logits4, embed: ev as Tensor4D, labels: b.labels },
+    seed,
+    {
+      iter: 0,
+      gradientShare: true,
+      tape,
+    },
+  );
+  const { value, grads } = tf.variableGrads(() => tape.replay(r.total), [lv, ev]);
+  const diag = await readLossDiagnostics(r);
   const gl = tf.tidy(() => tf.norm(grads[lv.name]).dataSync()[0]);
   const ge = tf.tidy(() => tf.norm(grads[ev.name]).dataSync()[0]);
-  const diag = d as unknown as LossDiagnostics;
   assert(Math.abs(diag.grad!.ceLogits - gl) <= 1e-5 * gl, `CE grad norm ${diag.grad!.ceLogits} vs ${gl}`);
   assert(
     Math.abs(diag.grad!.contrastEmbed - ge) <= 1e-5 * ge,
@@ -169,7 +171,7 @@ Deno.test("config mapping: the seed's YAML and a TORCH-style config", async () =
   assertEquals(TORCH_CE_WEIGHTS[18], 1.0507);
 });
 
-Deno.test("memory bank during the warm-up: no contrast term, but the queues are filled", () => {
+Deno.test("memory bank during the warm-up: no contrast term, but the queues are filled", async () => {
   const b = makeBatch({ seed: 23 });
   const logitsUp = upLogits(b.logits4, 16, 16);
   const o: LossOptions = {
@@ -190,19 +192,20 @@ Deno.test("memory bank during the warm-up: no contrast term, but the queues are 
     publicLabelStride: 8,
     ignoreIndex: 255,
   }, new Rng(2));
-  const r = segmentationLoss({ logitsUp, logits4: b.logits4, embed: b.embed, labels: b.labels }, o, {
+  const r = await segmentationLoss({ logitsUp, logits4: b.logits4, embed: b.embed, labels: b.labels }, o, {
     iter: 3,
     memory: bank,
     rng: new Rng(3),
   });
   const ce = tf.tidy(() => crossEntropyLoss(logitsUp, b.labels).dataSync()[0]);
-  assert(Math.abs(r.total.dataSync()[0] - ce) < 1e-6 * ce);
+  assert(Math.abs((await r.total.data())[0] - ce) < 1e-6 * ce);
   assertEquals(
     Array.from(bank.segmentPtr),
     [1, 0, 0, 1],
     "class 0 and 3 once, 1 and 2 twice (segment queue of 2)",
   );
   r.total.dispose();
+  r.values?.dispose();
   bank.dispose();
   tf.dispose(logitsUp);
   disposeBatch(b);
