@@ -16,6 +16,7 @@ import { Rng } from "../lib/util/rng.ts";
 import { labelsAndPredictions } from "../lib/losses/labels.ts";
 import { sampleHardAnchors } from "../lib/losses/sampler.ts";
 import { pixelContrastLoss } from "../lib/losses/pixel_contrast.ts";
+import { Tape } from "../lib/backend/tape.ts";
 
 const N = 2, C = 19, h = 128, w = 256, H = 4 * h, W = 4 * w;
 
@@ -135,7 +136,7 @@ export async function run(args: string[]): Promise<void> {
   let anchors = 0;
   for (let i = 0; i < warmup + iters; i++) {
     const t0 = performance.now();
-    const hp = labelsAndPredictions(labelsT, logitsT);
+    const hp = await labelsAndPredictions(labelsT, logitsT);
     const s = sampleHardAnchors(hp.labels, hp.preds, N, h * w, {
       maxSamples: 1024,
       maxViews: 100,
@@ -156,17 +157,17 @@ export async function run(args: string[]): Promise<void> {
     let loss = 0;
     for (let i = 0; i < warmup + iters; i++) {
       const t0 = performance.now();
-      const [v, g] = tf.tidy(() => {
-        const f = (e: tf.Tensor) =>
-          pixelContrastLoss({ logits4: logitsT, embed: e as tf.Tensor4D, labels: labelsT }, opts, {
-            rng,
-            similarityStats: false,
-          }).loss;
-        const { value, grad } = tf.valueAndGrad(f)(embed);
-        return [value, grad];
+      const tape = new Tape();
+      const r = await pixelContrastLoss({ logits4: logitsT, embed, labels: labelsT }, opts, {
+        rng,
+        similarityStats: false,
+        tape,
       });
-      loss = v.dataSync()[0];
-      tf.tidy(() => tf.slice(tf.reshape(g, [-1]), [0], [1]).dataSync()); // the gradient exists
+      const { value: v, grad: g } = tf.valueAndGrad(() => tape.replay(r.loss))(embed);
+      loss = (await v.data())[0];
+      const first = tf.slice(tf.reshape(g, [-1]), [0], [1]);
+      await first.data(); // the gradient exists
+      first.dispose();
       if (i >= warmup) times.push(performance.now() - t0);
       tf.dispose([v, g]);
     }

@@ -60,9 +60,9 @@ export class OurTrainer {
   }
 
   /** One train step; returns seconds and the loss. */
-  step(): { seconds: number; loss: number } {
+  async step(): Promise<{ seconds: number; loss: number }> {
     const t0 = performance.now();
-    const r = trainStep([{
+    const r = await trainStep([{
       image: this.image,
       label: this.label,
       shape: [this.cfg.n, this.cfg.h, this.cfg.w],
@@ -93,7 +93,7 @@ export interface OpTime {
 
 /** Kernel time per op type of one call of `f` (tf.profile), plus the peak of TF.js' byte count. */
 export async function profileOps(
-  f: () => void,
+  f: () => void | Promise<void>,
 ): Promise<{ ops: OpTime[]; peakBytes: number; wallS: number }> {
   const t0 = performance.now();
   const info = await tf.profile(f);
@@ -243,7 +243,9 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
     const cfg: TrainConfig = { id: "probe", model: "HRNet_W18_Small_V2", h, w, n: 1 };
     const inp = makeInputs(1, cfg.h, cfg.w);
     const t = new OurTrainer(cfg, inp.image, inp.label);
-    const s = b.name === "cpu" ? t.step().seconds : Math.min(t.step().seconds, t.step().seconds);
+    const s = b.name === "cpu"
+      ? (await t.step()).seconds
+      : Math.min((await t.step()).seconds, (await t.step()).seconds);
     t.dispose();
     probeRate.set(b.name, s / (cfg.h * cfg.w));
     console.log(`  ${b.name} probe: W18-Small-V2 ${w}x${h} step ${fmtS(s)} s`);
@@ -345,7 +347,7 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
       resetPeakRss();
       for (const o of ours) {
         await tf.setBackend(o.b);
-        o.t.step(); // warm-up
+        await o.t.step(); // warm-up
       }
       for (const bl of running) await bl.server.request({ step: 1 });
       // PaddleSeg's W48 step takes minutes on a small CPU: fewer repeats for it alone
@@ -356,7 +358,7 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
         const line: string[] = [];
         for (const o of ours) {
           await tf.setBackend(o.b);
-          const s = o.t.step();
+          const s = await o.t.step();
           push(times, `ours/${o.b}`, s.seconds);
           push(losses, `ours/${o.b}`, s.loss);
           line.push(`${o.b} ${fmtS(s.seconds)} s`);
@@ -397,7 +399,7 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
           if (ourPeak && !o.note) peaks.set(`ours/${cfg.model}`, { n: cfg.n, bytes: ourPeak });
           if (!v["no-profile"] && cfg.n === 1) {
             // one more step under tf.profile: kernel time per op type and the peak of TF.js' byte count
-            const p = await profileOps(() => void o.t.step());
+            const p = await profileOps(async () => void await o.t.step());
             c.tfPeakBytes = p.peakBytes;
             res.profile = p.ops;
             res.profileWallS = p.wallS;

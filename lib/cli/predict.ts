@@ -96,11 +96,13 @@ export async function main(argv: string[]): Promise<number> {
       height: rgb.height,
       label: null,
     }, new Rng(0));
-    const pred = tf.tidy(() => {
+    const predT = tf.tidy(() => {
       const x = tf.tensor4d(s.image, [1, s.height, s.width, 3]);
-      return predictClasses(model, x, mode, [rgb.height, rgb.width], model.numClasses)
-        .dataSync() as Int32Array;
+      return predictClasses(model, x, mode, [rgb.height, rgb.width], model.numClasses);
     });
+    // asynchronous read: works on every backend, webgpu included
+    const pred = (await predT.data()) as Int32Array;
+    predT.dispose();
     await exportPrediction(
       { name: path, pred, height: rgb.height, width: rgb.width, numClasses: model.numClasses, rgb: rgb.data },
       { dir: args.flags.save_dir, trainIds: true, color: true, overlay: true },

@@ -281,11 +281,14 @@ function loadFromWeightFile(model: SegModel, file: WeightFile, o: LoadOptions): 
 
 export const WEIGHTS_FORMAT = "pixel-contrast-ts/weights-v1";
 
-/** Model weights (BN running statistics included) as name -> RawTensor in our layout (HWIO). */
-export function exportWeights(model: SegModel): Map<string, RawTensor> {
+/**
+ * Model weights (BN running statistics included) as name -> RawTensor in our layout (HWIO). Read back
+ * asynchronously (every backend, webgpu included), one parameter at a time.
+ */
+export async function exportWeights(model: SegModel): Promise<Map<string, RawTensor>> {
   const out = new Map<string, RawTensor>();
   for (const p of model.store.params) {
-    const values = p.value.dataSync() as Float32Array;
+    const values = (await p.value.data()) as Float32Array;
     out.set(p.spec.name, {
       dtype: "float32",
       shape: p.spec.shape,
@@ -306,7 +309,7 @@ export async function saveWeights(
   meta: unknown = {},
   extra: Map<string, RawTensor> = new Map(),
 ): Promise<void> {
-  const tensors = exportWeights(model);
+  const tensors = await exportWeights(model);
   for (const [k, v] of extra) {
     if (tensors.has(k)) throw new Error(`saveWeights: extra tensor '${k}' collides with a model parameter`);
     tensors.set(k, v);

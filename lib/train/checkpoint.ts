@@ -45,8 +45,8 @@ export interface TrainState {
   savedAt: string;
 }
 
-function raw(t: Float32Array | tf.Tensor, shape?: number[]): RawTensor {
-  const data = t instanceof Float32Array ? t : (t.dataSync() as Float32Array);
+async function raw(t: Float32Array | tf.Tensor, shape?: number[]): Promise<RawTensor> {
+  const data = t instanceof Float32Array ? t : ((await t.data()) as Float32Array);
   return {
     dtype: "float32",
     shape: shape ?? (t as tf.Tensor).shape,
@@ -149,12 +149,12 @@ export async function saveCheckpoint(dir: string, s: SaveInputs): Promise<void> 
   await replaceDir(dir, async (tmp) => {
     await saveWeights(s.model, join(tmp, "model.safetensors"), { iter: s.state.iter });
     const extra = new Map<string, RawTensor>();
-    for (const [name, v] of s.optimizer.state()) extra.set(`velocity/${name}`, raw(v));
+    for (const [name, v] of s.optimizer.state()) extra.set(`velocity/${name}`, await raw(v));
     let memory: TrainState["memory"];
     if (s.memory) {
       const m = s.memory.getState();
-      extra.set("memory/segment_queue", raw(m.segmentQueue, [m.numClasses, m.segmentSize, m.dim]));
-      extra.set("memory/pixel_queue", raw(m.pixelQueue, [m.numClasses, m.pixelSize, m.dim]));
+      extra.set("memory/segment_queue", await raw(m.segmentQueue, [m.numClasses, m.segmentSize, m.dim]));
+      extra.set("memory/pixel_queue", await raw(m.pixelQueue, [m.numClasses, m.pixelSize, m.dim]));
       const { segmentQueue: _s, pixelQueue: _p, segmentPtr, pixelPtr, ...rest } = m;
       memory = { ...rest, segmentPtr: Array.from(segmentPtr), pixelPtr: Array.from(pixelPtr) };
     }

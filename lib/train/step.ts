@@ -4,10 +4,25 @@
  * that what is measured is what trains.
  *
  * Shapes: images [N,H,W,3] float32 (normalised, NHWC); labels [N,H,W] int32 (ignore index included).
+ *
+ * Asynchronous, with no synchronous read-back on any backend (TF.js' webgpu backend cannot read synchronously
+ * under Deno): the forward and the loss are recorded on a `Tape` (lib/backend/tape.ts) in pieces, between
+ * which the anchor sampler awaits the predictions (once per micro-batch, only while the contrast term is on);
+ * the labels never go back, the sampler uses the host batch. The losses and the diagnostics' numbers of all
+ * micro-batches are read once per step, after the backward passes were queued and before the update (which
+ * a non-finite loss must prevent). `tf.tidy` cannot span an await, so tensors are disposed explicitly; the
+ * tensor count is the same after every step (tests/train/step_test.ts).
  */
 import { tf } from "../backend/tf.ts";
-import type { SegModel } from "../models/mod.ts";
-import { type LossDiagnostics, type LossOptions, type MemoryBank, segmentationLoss } from "../losses/mod.ts";
+import { Tape } from "../backend/tape.ts";
+import type { SegModel, SegOutputs } from "../models/mod.ts";
+import {
+  type LossDiagnostics,
+  type LossOptions,
+  type MemoryBank,
+  type SegLossResult,
+  segmentationLoss,
+} from "../losses/mod.ts";
 import type { Rng } from "../util/rng.ts";
 import type { MomentumSGD } from "./optimizer.ts";
 
@@ -30,7 +45,7 @@ export interface StepContext {
   /** Optimizer steps done before this one (k of the schedule). */
   iter: number;
   lr: number;
-  /** Collect loss values and contrast diagnostics (small synchronous downloads). */
+  /** Collect loss values and contrast diagnostics (read with the loss, once per step). */
   diagnostics?: boolean;
   /** Also measure each term's gradient norm (an extra backward on the anchors). */
   gradientShare?: boolean;
@@ -41,7 +56,7 @@ export interface StepContext {
 export interface StepResult {
   /** Mean total loss over the micro-batches. */
   loss: number;
-  /** Diagnostics of each micro-batch (empty when not requested). */
+  /** Diagnostics of each micro-batch (their numbers null when not requested). */
   diagnostics: LossDiagnostics[];
 }
 
@@ -73,57 +88,135 @@ export function batchTensors(b: MicroBatch): { x: tf.Tensor4D; y: tf.Tensor3D } 
  * step on their union for the CE term), sums the gradients, then applies one optimizer update.
  * BN running statistics are committed after each micro-batch, as each forward saw only its own images.
  */
-export function trainStep(micro: MicroBatch[], ctx: StepContext): StepResult {
+export async function trainStep(micro: MicroBatch[], ctx: StepContext): Promise<StepResult> {
+  const { loss, diagnostics, grads } = await stepGradients(micro, ctx);
+  try {
+    ctx.optimizer.step(ctx.model.trainableWeights(), grads, ctx.lr);
+  } finally {
+    for (const g of Object.values(grads)) g.dispose();
+  }
+  return { loss, diagnostics };
+}
+
+/**
+ * `trainStep` without the update: the summed gradients by parameter name (the caller disposes them), the
+ * mean loss and the diagnostics. BN running statistics are committed. Throws `NonFiniteLossError` (holding
+ * nothing) when the loss is not finite.
+ */
+export async function stepGradients(
+  micro: MicroBatch[],
+  ctx: StepContext,
+): Promise<StepResult & { grads: Record<string, tf.Tensor> }> {
   if (micro.length === 0) throw new Error("trainStep: no micro-batch");
   const scale = 1 / micro.length;
   let summed: Record<string, tf.Tensor> | null = null;
-  let lossSum = 0;
-  const diagnostics: LossDiagnostics[] = [];
-  for (const mb of micro) {
-    const { x, y } = batchTensors(mb);
-    let diag: LossDiagnostics | null = null;
-    const { value, grads } = ctx.model.variableGrads(() => {
-      const out = ctx.model.forward(x, { training: true, rng: ctx.rng, recompute: ctx.recompute ?? false });
-      const r = segmentationLoss(
-        { logitsUp: out.logitsUp, logits4: out.logits4, embed: out.embed, labels: y },
-        ctx.loss,
-        {
-          rng: ctx.rng,
-          iter: ctx.iter,
-          memory: ctx.memory,
-          diagnostics: ctx.diagnostics ?? false,
-          gradientShare: ctx.gradientShare ?? false,
-        },
-      );
-      diag = r.diagnostics;
-      return (scale === 1 ? r.total : tf.mul(r.total, scale)) as tf.Scalar;
-    });
-    x.dispose();
-    y.dispose();
-    ctx.model.commitBnUpdates();
-    lossSum += value.dataSync()[0] / scale;
-    value.dispose();
-    if (diag) diagnostics.push(diag);
-    if (summed === null) {
-      summed = grads;
-    } else {
-      for (const [k, g] of Object.entries(grads)) {
-        const s: tf.Tensor = summed[k];
-        summed[k] = tf.add(s, g);
-        s.dispose();
-        g.dispose();
+  const values: tf.Scalar[] = [];
+  const pending: SegLossResult[] = [];
+  let ok = false;
+  try {
+    for (const mb of micro) {
+      const { value, grads, loss } = await microBatchGrads(mb, ctx, scale);
+      ctx.model.commitBnUpdates();
+      values.push(value);
+      pending.push(loss);
+      if (summed === null) {
+        summed = grads;
+      } else {
+        for (const [k, g] of Object.entries(grads)) {
+          const s: tf.Tensor = summed[k];
+          summed[k] = tf.add(s, g);
+          s.dispose();
+          g.dispose();
+        }
       }
     }
-  }
-  const loss = lossSum / micro.length;
-  if (!Number.isFinite(loss)) {
+    // One read per step: every micro-batch's loss and diagnostic values.
+    const all = tf.tidy(() =>
+      tf.concat([
+        ...values.map((v) => tf.reshape(v, [1])),
+        ...pending.flatMap((r) => (r.values ? [r.values] : [])),
+      ])
+    );
+    let host: Float32Array;
+    try {
+      host = (await all.data()) as Float32Array;
+    } finally {
+      all.dispose();
+    }
+    let lossSum = 0;
+    for (let i = 0; i < values.length; i++) lossSum += host[i] / scale;
+    const diagnostics: LossDiagnostics[] = [];
+    let off = values.length;
+    for (const r of pending) {
+      const n = r.values?.size ?? 0;
+      diagnostics.push(r.diagnose(n ? host.subarray(off, off + n) : null));
+      off += n;
+    }
+    const loss = lossSum / micro.length;
     // stop before the update: the weights in memory stay those of the last good step
-    for (const g of Object.values(summed!)) g.dispose();
-    throw new NonFiniteLossError(ctx.iter + 1, loss, ctx.lr);
+    if (!Number.isFinite(loss)) throw new NonFiniteLossError(ctx.iter + 1, loss, ctx.lr);
+    ok = true;
+    return { loss, diagnostics, grads: summed! };
+  } finally {
+    if (!ok) for (const g of Object.values(summed ?? {})) g.dispose();
+    tf.dispose(values);
+    for (const r of pending) r.values?.dispose();
   }
-  ctx.optimizer.step(ctx.model.trainableWeights(), summed!, ctx.lr);
-  for (const g of Object.values(summed!)) g.dispose();
-  return { loss, diagnostics };
+}
+
+/**
+ * Forward, loss and backward of one micro-batch. The forward and the loss are recorded on a tape in
+ * pieces; the loss awaits the sampler's read-back in between. Returns the (scaled) loss, the gradients by
+ * parameter name and the loss result whose `values` the caller reads and disposes.
+ */
+async function microBatchGrads(
+  mb: MicroBatch,
+  ctx: StepContext,
+  scale: number,
+): Promise<{ value: tf.Scalar; grads: Record<string, tf.Tensor>; loss: SegLossResult }> {
+  const { x, y } = batchTensors(mb);
+  const tape = new Tape();
+  let out: SegOutputs | null = null;
+  let r: SegLossResult | null = null;
+  let total: tf.Scalar | null = null, scaled: tf.Scalar | null = null, value: tf.Scalar | null = null;
+  try {
+    out = tape.record(() =>
+      ctx.model.forward(x, {
+        training: true,
+        rng: ctx.rng,
+        recompute: ctx.recompute ?? false,
+      }) as unknown as tf.TensorContainer
+    ) as unknown as SegOutputs;
+    r = await segmentationLoss(
+      { logitsUp: out.logitsUp, logits4: out.logits4, embed: out.embed, labels: y },
+      ctx.loss,
+      {
+        rng: ctx.rng,
+        iter: ctx.iter,
+        memory: ctx.memory,
+        diagnostics: ctx.diagnostics ?? false,
+        gradientShare: ctx.gradientShare ?? false,
+        tape,
+        labelsHost: mb.label,
+      },
+    );
+    const t = total = r.total;
+    if (scale !== 1) scaled = tape.record(() => tf.mul(t, scale) as tf.Scalar);
+    const g = ctx.model.variableGrads(() => tape.replay(scaled ?? t));
+    value = g.value;
+    const loss = r;
+    r = null; // the caller owns its values now
+    return { value, grads: g.grads, loss };
+  } catch (e) {
+    r?.values?.dispose();
+    throw e;
+  } finally {
+    tape.discard(); // no-op once replayed
+    x.dispose();
+    y.dispose();
+    if (out) tf.dispose(Object.values(out));
+    for (const t of [total, scaled]) if (t && t !== value) t.dispose();
+  }
 }
 
 /** Splits a host batch of N images into micro-batches of `size` images (for gradient accumulation). */

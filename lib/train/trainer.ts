@@ -183,7 +183,7 @@ async function trainIn(
       const batch = await loader.next();
       const lr = lrAt(k);
       const logNow = (k + 1) % config.train.log_iters === 0 || k + 1 === config.iters;
-      const r = trainStep(
+      const r = await trainStep(
         splitBatch({ image: batch.image, label: batch.label, shape: batch.shape }, config.batch_size),
         {
           model,

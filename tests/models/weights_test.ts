@@ -184,9 +184,9 @@ Deno.test("a file that does not fit fails loudly with the matched count; missing
   dst.dispose();
 });
 
-Deno.test("exportWeights gives every tensor in our layout, BN running statistics included", () => {
+Deno.test("exportWeights gives every tensor in our layout, BN running statistics included", async () => {
   const m = buildModel(TINY, new Rng(5));
-  const w = exportWeights(m);
+  const w = await exportWeights(m);
   assertEquals(w.size, m.store.params.length);
   const t = w.get("backbone.conv_layer1_1._batch_norm._variance")!;
   assertEquals([t.dtype, t.shape], ["float32", [16]]);
