@@ -329,7 +329,14 @@ async function activateRaw(name: BackendName): Promise<{ detail: string; libtens
             "(e.g. the vendor driver, or Mesa: apt-get install mesa-vulkan-drivers); use --backend wasm meanwhile",
         );
       }
-      await import("@tensorflow/tfjs-backend-webgpu");
+      // our factory (./webgpu.ts): the package's own one fails under Deno; the probed adapter is used once
+      const { registerWebGPUBackend } = await import("./webgpu.ts");
+      let probed: GPUAdapter | undefined = gpu.adapter;
+      registerWebGPUBackend(async () => {
+        const a = probed;
+        probed = undefined;
+        return a ?? await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+      });
       await switchTo("webgpu");
       return { detail: `adapter "${gpu.description}"${gpu.software ? " (software fallback: slow)" : ""}` };
     }

@@ -1,7 +1,8 @@
 /**
  * Confusion matrix accumulation (docs/method.md §8): rows = ground-truth class, columns = predicted class, pixels
  * whose label equals the ignore index dropped. Counting runs on the backend (one `tf.bincount` over
- * `label·C + pred`, a kernel that the cpu, wasm, webgl/webgpu and native TensorFlow backends all have);
+ * `label·C + pred`, a kernel that the cpu, wasm, webgl/webgpu and native TensorFlow backends all have; on
+ * webgpu in float32, see `countBins`);
  * only C·C + 2 integers come back to the host, where they are summed in float64 across the dataset.
  */
 import { tf } from "../backend/tf.ts";
@@ -41,8 +42,29 @@ export function confusionCounts(
       bin(C * C + 2),
       tf.where(labelOk, tf.where(predOk, l.mul(int(C)).add(p), bin(C * C + 1)), bin(C * C)),
     ) as tf.Tensor1D;
-    return tf.bincount(code, tf.tensor1d([], "int32"), C * C + 2);
+    return countBins(code, C * C + 2);
   });
+}
+
+/** Pixels per float32 count on webgpu: exact below 2^24. */
+const WEBGPU_CHUNK = 1 << 24;
+
+/**
+ * `tf.bincount(code, [], size)` as int32. tfjs-backend-webgpu 4.22's Bincount accumulates with a float32
+ * atomic add whatever the output dtype, so int32 counts come back as float bit patterns there: on webgpu we
+ * count in float32 (exact below 2^24 per bin), in chunks of fewer pixels than that, and cast.
+ */
+function countBins(code: tf.Tensor1D, size: number): tf.Tensor1D {
+  if (tf.getBackend() !== "webgpu") return tf.bincount(code, tf.tensor1d([], "int32"), size);
+  const none = tf.tensor1d([], "float32");
+  const parts: tf.Tensor1D[] = [];
+  for (let off = 0; off < code.size; off += WEBGPU_CHUNK) {
+    const part = code.size <= WEBGPU_CHUNK
+      ? code
+      : tf.slice(code, off, Math.min(WEBGPU_CHUNK, code.size - off));
+    parts.push(tf.cast(tf.bincount(part, none, size), "int32"));
+  }
+  return parts.length === 1 ? parts[0] : tf.addN(parts);
 }
 
 /** Where the per-pixel counting runs: `device` = `confusionCounts` on the backend, `host` = a JS loop. */
