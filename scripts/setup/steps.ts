@@ -3,6 +3,7 @@ import { pythonStep } from "./python.ts";
 import { nativeStep } from "./native.ts";
 import { datasetStep } from "./dataset.ts";
 import { browserStep } from "./browser.ts";
+import { vulkanStep } from "./vulkan.ts";
 
 export interface SetupContext {
   root: string;
@@ -21,4 +22,4 @@ export interface SetupStep {
   run: (ctx: SetupContext) => Promise<boolean>;
 }
 
-export const steps: SetupStep[] = [pythonStep, nativeStep, datasetStep, browserStep];
+export const steps: SetupStep[] = [pythonStep, nativeStep, datasetStep, browserStep, vulkanStep];
