@@ -158,7 +158,9 @@ export async function stepGradients(
     ok = true;
     return { loss, diagnostics, grads: summed! };
   } finally {
-    if (!ok) for (const g of Object.values(summed ?? {})) g.dispose();
+    if (!ok) {
+      for (const g of Object.values(summed ?? {})) g.dispose();
+    }
     tf.dispose(values);
     for (const r of pending) r.values?.dispose();
   }
