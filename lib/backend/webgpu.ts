@@ -57,7 +57,7 @@ export function deviceDescriptor(adapter: GPUAdapter): GPUDeviceDescriptor {
 
 const SYNC_READ =
   "webgpu: a synchronous read-back (dataSync/arraySync/bufferSync) of data on the GPU was attempted; " +
-  "TF.js draws it through a 2D OffscreenCanvas, which Deno does not have. Read with `await tensor.data()`.";
+  "TF.js draws it through a 2D OffscreenCanvas, which this runtime does not have. Read with `await tensor.data()`.";
 
 let registered = false;
 let lastAdapter: AdapterFacts | null = null;
@@ -91,9 +91,21 @@ export function registerWebGPUBackend(
   registered = true;
 }
 
-/** Makes a synchronous read of GPU data fail with a clear message when the runtime lacks OffscreenCanvas. */
+/** Whether this runtime can draw on a 2D OffscreenCanvas (Deno 2.9 has the class, but no "2d" context). */
+function has2dCanvas(): boolean {
+  const C =
+    (globalThis as { OffscreenCanvas?: new (w: number, h: number) => { getContext(t: string): unknown } })
+      .OffscreenCanvas;
+  try {
+    return C !== undefined && new C(1, 1).getContext("2d") != null;
+  } catch {
+    return false;
+  }
+}
+
+/** Makes a synchronous read of GPU data fail with a clear message where no 2D canvas exists (Deno). */
 function guardSyncReads(backend: WebGPUBackend): void {
-  if (typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas !== "undefined") return;
+  if (has2dCanvas()) return;
   const b = backend as unknown as {
     readSync(dataId: object): unknown;
     tensorMap: { get(dataId: object): { values: unknown; dtype: string } | undefined };

@@ -202,3 +202,26 @@ Deno.test({
     assert(/webgpu: software adapter/.test(d.reason), d.reason);
   },
 });
+
+Deno.test({
+  name:
+    "webgpu: a synchronous read of GPU data fails with a clear error (Deno has no 2D canvas); async reads work",
+  ignore: skip,
+  async fn() {
+    const code = `
+      import { initBackend } from "./lib/backend/mod.ts";
+      import { tf } from "./lib/backend/tf.ts";
+      await initBackend("webgpu", { quiet: true });
+      const onCpu = Array.from(tf.tensor1d([1, 2, 3]).dataSync()); // an upload not yet used on the GPU
+      const y = tf.matMul(tf.ones([64, 64]), tf.ones([64, 64]));
+      let error = "";
+      try { y.dataSync(); } catch (e) { error = e.message; }
+      console.log(JSON.stringify({ onCpu, error, asyncFirst: (await y.data())[0] }));`;
+    const r = await child(["eval", "--ext=ts", code]);
+    assertEquals(r.code, 0, r.stderr.slice(-2000));
+    const d = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    assertEquals(d.onCpu, [1, 2, 3]);
+    assert(/synchronous read-back.*await tensor\.data\(\)/.test(d.error), d.error);
+    assertEquals(d.asyncFirst, 64);
+  },
+});
