@@ -7,7 +7,7 @@ import { type LossOptions, lossOptionsFromConfig } from "../lib/losses/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { OUT_DIR } from "./_common.ts";
 
-export type Backbone = "HRNet_W18_Small_V2" | "HRNet_W48";
+export type Backbone = "HRNet_W18_Small_V1" | "HRNet_W18_Small_V2" | "HRNet_W48";
 
 export interface TrainConfig {
   id: string;
@@ -22,6 +22,11 @@ export const TRAIN_CONFIGS: TrainConfig[] = [
   { id: "w18s2-b2", model: "HRNet_W18_Small_V2", h: 256, w: 512, n: 2 },
   { id: "w48-b1", model: "HRNet_W48", h: 512, w: 1024, n: 1 },
   { id: "w48-b2", model: "HRNet_W48", h: 512, w: 1024, n: 2 },
+];
+
+/** Measured by `deno task bench gpu` only: the project's default CPU-sized model at a GPU-sized batch. */
+export const GPU_CONFIGS: TrainConfig[] = [
+  { id: "w18s1-b8", model: "HRNet_W18_Small_V1", h: 128, w: 256, n: 8 },
 ];
 
 /** The seed config's loss (configs/hrnet_w48_contrast/hrnet_w48_contrast_cityscapes_1024x512_60k.yml). */

@@ -1,14 +1,18 @@
 /**
- * `deno task bench gpu [--budget S] [--reps N] [--force] [--size WxH] [--configs w48-b1,...]`
+ * `deno task bench gpu [--budget S] [--reps N] [--force] [--size WxH] [--configs w18s1-b8,w48-b1,...]`
  *
  * A self-contained GPU check. On a machine with an NVIDIA GPU:
  *   1. reports what the driver says (nvidia-smi) and whether Deno's WebGPU (wgpu, over Vulkan) sees that GPU
  *      or only a software adapter (llvmpipe/lavapipe/SwiftShader), with the Vulkan loader/ICD facts when not;
- *   2. times the HRNet-W48 contrast train step (lib/train/step.ts, 1024x512) on TensorFlow.js' `webgpu`
- *      backend, interleaved with PyTorch on the same GPU (bench/torch_train.py, device cuda) when a Python
- *      with CUDA torch + timm is there.
+ *   2. times the FULL contrast train step (lib/train/step.ts: forward, CE + pixel contrast with the anchor
+ *      sampler, backward, momentum-SGD update, diagnostics as the trainer logs them) on TensorFlow.js' `webgpu`
+ *      backend — HRNet-W18-Small-V1 256x128 batch 8, HRNet-W48 1024x512 batch 1 and 2 — interleaved with
+ *      PyTorch on the same GPU (bench/torch_train.py, device cuda) when a Python with CUDA torch + timm is
+ *      there; records s/step, images/s and peak memory (ours: the webgpu buffer pool's high-water mark,
+ *      PyTorch: torch.cuda.max_memory_allocated).
  * Without an NVIDIA GPU it says so and exits 0 (`--force` runs it anyway, on whatever adapter there is, at a
- * small size: a test of the script itself). Stops measuring once `--budget` seconds (default 420) are used.
+ * small size: a test of the script itself, e.g. on the project's lavapipe: `. .cache/vulkan/env.sh` first).
+ * Stops measuring once `--budget` seconds (default 420) are used.
  *
  * It deliberately avoids lib/backend/mod.ts (which can load the native tensorflow backend) so that
  * `deno bundle --platform=deno bench/gpu.ts` gives one file that a bare machine runs with just a Deno binary.
@@ -18,7 +22,7 @@ import { parseArgs } from "node:util";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tf } from "../lib/backend/tf.ts";
-import "@tensorflow/tfjs-backend-webgpu";
+import { adapterFacts, registerWebGPUBackend } from "../lib/backend/webgpu.ts";
 import { registerMissingGradients } from "../lib/backend/gradients.ts";
 import { registerResizeBilinearGrad } from "../lib/backend/resize_grad.ts";
 import { registerFusedGradients } from "../lib/backend/native_fused.ts";
@@ -29,7 +33,7 @@ import { MomentumSGD } from "../lib/train/optimizer.ts";
 import { trainStep } from "../lib/train/step.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { baselineEnv, fmtS, LineServer, OUT_DIR, ROOT, stats } from "./_common.ts";
-import { makeInputs, SEED_LOSS, TRAIN_CONFIGS, type TrainConfig } from "./_workload.ts";
+import { GPU_CONFIGS, makeInputs, SEED_LOSS, TRAIN_CONFIGS, type TrainConfig } from "./_workload.ts";
 
 const SOFTWARE = /llvmpipe|lavapipe|softpipe|swiftshader|swrast|software|microsoft basic render|warp/i;
 
@@ -85,6 +89,8 @@ interface Row {
   imagesPerSecond: number;
   ratioTorch?: number | null;
   warmupS?: number;
+  /** Peak device memory in bytes (see the module comment for what each contender's figure is). */
+  peakBytes?: number | null;
   note?: string;
 }
 
@@ -96,7 +102,7 @@ export async function run(args: string[]): Promise<void> {
       reps: { type: "string", default: "5" },
       force: { type: "boolean", default: false },
       size: { type: "string" },
-      configs: { type: "string", default: "w48-b1,w48-b2" },
+      configs: { type: "string", default: "w18s1-b8,w48-b1,w48-b2" },
     },
   });
   const t0 = performance.now();
@@ -136,10 +142,9 @@ export async function run(args: string[]): Promise<void> {
   }
   let software = true;
   if (adapter) {
-    const i = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+    const i = adapterFacts(adapter);
     adapterText = [i.vendor, i.architecture, i.device, i.description].filter((s) => s).join(" / ");
-    software = i.isFallbackAdapter === true ||
-      SOFTWARE.test(`${i.description} ${i.device} ${i.architecture}`);
+    software = i.isFallbackAdapter || SOFTWARE.test(`${i.description} ${i.device} ${i.architecture}`);
     result.adapterLimits = {
       maxBufferSize: adapter.limits.maxBufferSize,
       maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
@@ -164,6 +169,13 @@ export async function run(args: string[]): Promise<void> {
   console.log(`  PyTorch: ${tc.python ? `${tc.note} (${tc.python})` : tc.note}`);
   const runWebgpu = !!adapter && (seesGpu || v.force);
   if (runWebgpu) {
+    // our factory (lib/backend/webgpu.ts; the package's own fails under Deno), on the adapter probed above
+    let probed: GPUAdapter | null = adapter;
+    registerWebGPUBackend(async () => {
+      const a = probed;
+      probed = null;
+      return a ?? await navGpu!.requestAdapter({ powerPreference: "high-performance" });
+    });
     await tf.setBackend("webgpu");
     await tf.ready();
     registerMissingGradients();
@@ -172,7 +184,9 @@ export async function run(args: string[]): Promise<void> {
     registerResizeBilinearGrad("webgpu");
   }
   const size = v.size?.split("x").map(Number);
-  const configs: TrainConfig[] = TRAIN_CONFIGS.filter((c) => v.configs!.split(",").includes(c.id))
+  const configs: TrainConfig[] = [...GPU_CONFIGS, ...TRAIN_CONFIGS].filter((c) =>
+    v.configs!.split(",").includes(c.id)
+  )
     .map((c) => size ? { ...c, w: size[0], h: size[1] } : v.force && !gpu ? { ...c, w: 64, h: 32 } : c);
   const rows: Row[] = [];
   result.rows = rows;
@@ -205,9 +219,8 @@ export async function run(args: string[]): Promise<void> {
         torch = null;
       }
     }
-    // ours: the full trainStep first; Deno's WebGPU cannot read a buffer synchronously (tfjs-backend-webgpu's
-    // readSync needs a 2D OffscreenCanvas, which Deno lacks), and trainStep downloads the loss and the contrast
-    // sampler's labels/predictions synchronously. Then the CE-only step with an asynchronous loss download.
+    // ours: the full train step (asynchronous: the sampler awaits the predictions, the loss is read once per
+    // step). Should it fail, the CE-only step is timed instead, so that the run still says something.
     let ours: { step: () => Promise<number>; dispose: () => void; warmupS: number; kind: string } | null =
       null;
     if (runWebgpu) {
@@ -215,9 +228,16 @@ export async function run(args: string[]): Promise<void> {
       const model = buildModel({ backbone: cfg.model, numClasses: 19, projDim: 720 }, rng.fork("init"));
       const optimizer = new MomentumSGD({ momentum: 0.9, weightDecay: 2e-4 });
       let iter = 0;
-      const full = () => {
+      /** Waits for the GPU to finish what was queued (the update comes after the step's last read). */
+      const drain = async () => {
+        const w = model.trainableVariables()[0];
+        const one = tf.tidy(() => tf.slice(tf.reshape(w, [-1]), [0], [1]));
+        await one.data();
+        one.dispose();
+      };
+      const full = async () => {
         const s = performance.now();
-        trainStep([{ image: inputs.image, label: inputs.label, shape: [cfg.n, cfg.h, cfg.w] }], {
+        await trainStep([{ image: inputs.image, label: inputs.label, shape: [cfg.n, cfg.h, cfg.w] }], {
           model,
           optimizer,
           loss: SEED_LOSS,
@@ -225,8 +245,9 @@ export async function run(args: string[]): Promise<void> {
           iter: iter++,
           lr: 0.01,
           diagnostics: true,
-        }); // ends with a download of the loss: the GPU work is done when it returns
-        return Promise.resolve((performance.now() - s) / 1000);
+        });
+        await drain();
+        return (performance.now() - s) / 1000;
       };
       const ceOnly = async () => {
         const s = performance.now();
@@ -245,15 +266,26 @@ export async function run(args: string[]): Promise<void> {
       };
       try {
         const w = await full() + await full();
-        ours = { step: full, warmupS: w, dispose: () => model.dispose(), kind: "full" };
+        ours = {
+          step: full,
+          warmupS: w,
+          dispose: () => (model.dispose(), optimizer.dispose()),
+          kind: "full",
+        };
       } catch (e) {
         const msg = (e as Error).message;
         result.webgpuFullStepError = msg;
         model.discardBnUpdates();
+        console.log((e as Error).stack);
         console.log(`    webgpu: the full trainStep cannot run here: ${msg}`);
         try {
           const w = await ceOnly() + await ceOnly(); // shader compilation happens in the first steps
-          ours = { step: ceOnly, warmupS: w, dispose: () => model.dispose(), kind: "ce" };
+          ours = {
+            step: ceOnly,
+            warmupS: w,
+            dispose: () => (model.dispose(), optimizer.dispose()),
+            kind: "ce",
+          };
           console.log(
             `    webgpu: timing the CE-only step instead (warm-up, 2 steps with shader compilation: ${
               fmtS(w)
@@ -289,6 +321,9 @@ export async function run(args: string[]): Promise<void> {
       : (ttFull.length ? stats(ttFull).median : null);
     if (ours && tw.length) {
       const s = stats(tw);
+      // the webgpu buffer pool only grows (freed buffers are kept for reuse): its size is the step's peak
+      const mem = tf.memory() as tf.MemoryInfo & { numBytesAllocatedInGPU?: number };
+      const peak = mem.numBytesAllocatedInGPU ?? null;
       rows.push({
         contender: ceTorch ? "ours/webgpu (CE only)" : "ours/webgpu",
         config: label,
@@ -299,15 +334,16 @@ export async function run(args: string[]): Promise<void> {
         imagesPerSecond: cfg.n / s.median,
         ratioTorch: torchMed ? torchMed / s.median : null,
         warmupS: ours.warmupS,
-        note: `tf.memory ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`,
+        peakBytes: peak,
+        note: `${peak !== null ? `GPU buffers ${gib(peak)} GiB (pool high-water mark); ` : ""}` +
+          `live tensors ${gib(mem.numBytes)} GiB after the step`,
       });
     }
     ours?.dispose();
     if (torch) {
       const bye = await torch.close();
-      const peak = bye?.cuda_peak
-        ? `CUDA peak ${(Number(bye.cuda_peak) / 2 ** 30).toFixed(2)} GiB`
-        : undefined;
+      const cudaPeak = bye?.cuda_peak ? Number(bye.cuda_peak) : null;
+      const peak = cudaPeak !== null ? `CUDA peak ${gib(cudaPeak)} GiB (max_memory_allocated)` : undefined;
       for (const [name, ts] of [["pytorch/cuda (CE only)", tt], ["pytorch/cuda", ttFull]] as const) {
         if (!ts.length) continue;
         const s = stats(ts);
@@ -319,6 +355,7 @@ export async function run(args: string[]): Promise<void> {
           min: s.min,
           max: s.max,
           imagesPerSecond: cfg.n / s.median,
+          peakBytes: cudaPeak,
           note: peak,
         });
       }
@@ -328,7 +365,7 @@ export async function run(args: string[]): Promise<void> {
   console.log(
     `\n  ${"contender".padEnd(24)}${"config".padEnd(30)}${"median s".padStart(10)}${
       "min-max s".padStart(18)
-    }${"img/s".padStart(9)}${"x torch".padStart(9)}`,
+    }${"img/s".padStart(9)}${"x torch".padStart(9)}${"peak GiB".padStart(10)}`,
   );
   for (const r of rows) {
     console.log(
@@ -337,11 +374,15 @@ export async function run(args: string[]): Promise<void> {
       }` +
         `${r.imagesPerSecond.toFixed(2).padStart(9)}${
           (r.ratioTorch ? r.ratioTorch.toFixed(3) : "-").padStart(9)
-        }`,
+        }${(r.peakBytes ? gib(r.peakBytes) : "-").padStart(10)}`,
     );
   }
   save();
   console.log(`results: ${join(OUT_DIR, "gpu.json").replace(ROOT + "/", "")}`);
+}
+
+function gib(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(2);
 }
 
 if (import.meta.main) await run(Deno.args);

@@ -134,13 +134,15 @@ function gpuSection(): string {
       (g.vulkan ? `\n- Vulkan: ${g.vulkan}` : "") +
       `\n- PyTorch: ${g.torch}` +
       (g.webgpuFullStepError
-        ? `\n- The full \`trainStep\` cannot run on TF.js' webgpu backend under Deno: \`${g.webgpuFullStepError}\` ` +
-          "(tfjs-backend-webgpu's synchronous read-back draws through a 2D OffscreenCanvas, which Deno does not have; " +
-          "trainStep downloads the loss and the contrast sampler's labels/predictions synchronously). The webgpu row " +
-          "is therefore the CE-only step (backbone + seg head + CE, backward, SGD update; no projection head and no " +
-          "contrast loss) with an asynchronous loss download, beside PyTorch's CE-only and full steps on the same GPU. " +
-          "Its tf.memory note includes the activations stranded by the failed full-step attempt (an exception inside " +
-          "a gradient computation leaves the tape's saved tensors behind)."
+        ? `\n- The full train step failed on TF.js' webgpu backend: \`${g.webgpuFullStepError}\`. ` +
+          (/OffscreenCanvas|clearRect/.test(String(g.webgpuFullStepError))
+            ? "(That run predates the asynchronous step: tfjs-backend-webgpu's synchronous read-back draws " +
+              "through a 2D OffscreenCanvas, whose 2D context Deno does not have, and the step then read the loss and the " +
+              "sampler's labels/predictions synchronously.) "
+            : "") +
+          "The webgpu row is therefore the CE-only step (backbone + seg head + CE, backward, SGD update; no " +
+          "projection head and no contrast loss) with an asynchronous loss download, beside PyTorch's CE-only and " +
+          "full steps on the same GPU."
         : ""),
   );
   const rows = (g.rows as GpuRow[] | undefined) ?? [];
