@@ -1,7 +1,8 @@
 /**
  * Losses of the pixel-contrast segmentation model (docs/method.md §3-5): pure functions of tensors plus an
- * injected Rng; no I/O. Entry point for the trainer: `segmentationLoss` with options from
- * `lossOptionsFromConfig(config.loss)` and, when memory.enabled, a `MemoryBank` from `memoryBankFromOptions`.
+ * injected Rng; no I/O, no synchronous read-back. Entry point for the trainer: `segmentationLoss` with options
+ * from `lossOptionsFromConfig(config.loss)` and, when memory.enabled, a `MemoryBank` from
+ * `memoryBankFromOptions`.
  */
 export * from "./options.ts";
 export { CE_EPS, crossEntropyGradNorm, crossEntropyLoss, upsampleLogits } from "./cross_entropy.ts";
@@ -44,9 +45,11 @@ export {
   type PixelContrastInputs,
   pixelContrastLoss,
   type PixelContrastResult,
+  readContrastDiagnostics,
 } from "./pixel_contrast.ts";
 export {
   type LossDiagnostics,
+  readLossDiagnostics,
   type SegLossContext,
   type SegLossInputs,
   type SegLossResult,
