@@ -7,7 +7,7 @@
  *      not needed to run the driver), keeping those that `dpkg-query` says this machine lacks;
  *   2. `apt-get download` them into .cache/vulkan/debs (when the machine's package lists are empty, a
  *      project-local `apt-get update` into .cache/vulkan/apt first; neither needs root);
- *   3. `dpkg -x` each into .cache/vulkan/root (no maintainer scripts, nothing outside it);
+ *   3. `dpkg -x` each into .cache/vulkan/root (no maintainer scripts, nothing outside it), then drop the .debs;
  *   4. write .cache/vulkan/lvp_icd.json (the ICD json with its library_path made absolute), env.json and env.sh
  *      (see lib/backend/software_vulkan.ts);
  *   5. check, in a child Deno with that environment, that WebGPU offers a lavapipe adapter.
@@ -147,11 +147,10 @@ export const vulkanStep: SetupStep = {
 
     // 1-2. resolve and download (the machine's package lists, else project-local ones)
     let apt: string[] = [];
-    if (!(await downloadable(apt))) {
+    // PC_VULKAN_LOCAL_APT=1 takes the project-local route even when the machine's lists would do (to check it)
+    if (Deno.env.get("PC_VULKAN_LOCAL_APT") === "1" || !(await downloadable(apt))) {
       apt = localApt(dir);
-      ctx.log(
-        "vulkan: the machine's package lists do not offer mesa-vulkan-drivers; apt-get update into .cache/vulkan/apt",
-      );
+      ctx.log("vulkan: apt-get update into .cache/vulkan/apt (project-local package lists)");
       for (const d of ["apt/lists/partial", "apt/cache/archives/partial"]) {
         mkdirSync(join(dir, d), { recursive: true });
       }
@@ -176,6 +175,7 @@ export const vulkanStep: SetupStep = {
     const files = readdirSync(debs).filter((f) => f.endsWith(".deb")).sort();
     for (const f of files) await must("dpkg", ["-x", join(debs, f), root]);
     const versions = files.map((f) => f.replace(/\.deb$/, ""));
+    rmSync(debs, { recursive: true, force: true }); // extracted: the archives are not needed any more
 
     // 4. the ICD json with an absolute library path, and the environment. The driver comes from the extracted
     // files when mesa-vulkan-drivers was missing, else from the system's own.
