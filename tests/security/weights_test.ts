@@ -222,7 +222,7 @@ await initBackend();
 Deno.test("NaN and Inf weights are refused at load, by tensor name", async () => {
   const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 }, new Rng(0));
   try {
-    const w = exportWeights(model);
+    const w = await exportWeights(model);
     const names = [...w.keys()];
     const poison = (k: string, v: number) => {
       const t = w.get(k)!;
