@@ -124,12 +124,18 @@ export class NonFiniteWeightsError extends Error {
 }
 
 /** Names of model weights holding NaN or Inf values. */
-export function nonFiniteWeights(model: SegModel): string[] {
-  const bad: string[] = [];
-  for (const p of model.store.params) {
-    if (tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(p.value))).dataSync()[0])) bad.push(p.spec.name);
+export async function nonFiniteWeights(model: SegModel): Promise<string[]> {
+  const params = model.store.params;
+  // One flag per tensor, read back once and asynchronously (webgpu refuses synchronous reads).
+  const flags = tf.tidy(() =>
+    tf.stack(params.map((p) => tf.any(tf.logicalNot(tf.isFinite(p.value))).cast("int32")))
+  );
+  try {
+    const v = await flags.data();
+    return params.filter((_, i) => v[i] !== 0).map((p) => p.spec.name);
+  } finally {
+    flags.dispose();
   }
-  return bad;
 }
 
 /**
@@ -137,7 +143,7 @@ export function nonFiniteWeights(model: SegModel): string[] {
  * Refuses (NonFiniteWeightsError) weights holding NaN or Inf: such a checkpoint could never be loaded.
  */
 export async function saveCheckpoint(dir: string, s: SaveInputs): Promise<void> {
-  const bad = nonFiniteWeights(s.model);
+  const bad = await nonFiniteWeights(s.model);
   if (bad.length) {
     throw new NonFiniteWeightsError(
       `weights hold NaN or infinite values at iteration ${s.state.iter} (${bad.length} tensor(s): ` +
