@@ -14,6 +14,12 @@
  * the backbone, `loss.coef` broadcasting, `train.eval_interval`, and `test_config.scales` as a list.
  */
 import { z } from "zod";
+import {
+  BACKBONE_NAMES,
+  type BackboneName,
+  HRNET_CONFIGS,
+  hrnetConcatChannels,
+} from "../models/hrnet_configs.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // constants
@@ -22,24 +28,14 @@ export const BACKENDS = ["auto", "tensorflow", "wasm", "webgpu", "cpu"] as const
 export type BackendChoice = (typeof BACKENDS)[number];
 
 /**
- * Channels of the HRNetV2 representation (the four branches concatenated at stride 4) per backbone.
- * Widths as PaddleSeg `paddleseg/models/backbones/hrnet.py`; `HRNet_Tiny` is ours (tests only, as in
- * lib/models/hrnet.ts).
+ * Channels of the HRNetV2 representation (the four branches concatenated at stride 4) per backbone,
+ * derived from the one table of widths (lib/models/hrnet_configs.ts: PaddleSeg's
+ * `paddleseg/models/backbones/hrnet.py`; `HRNet_Tiny` is ours, for tests).
  */
-export const HRNET_CONCAT_CHANNELS = {
-  HRNet_Tiny: 4 + 8 + 16 + 32,
-  HRNet_W18_Small_V1: 16 + 32 + 64 + 128,
-  HRNet_W18_Small_V2: 18 + 36 + 72 + 144,
-  HRNet_W18: 18 + 36 + 72 + 144,
-  HRNet_W30: 30 + 60 + 120 + 240,
-  HRNet_W32: 32 + 64 + 128 + 256,
-  HRNet_W40: 40 + 80 + 160 + 320,
-  HRNet_W44: 44 + 88 + 176 + 352,
-  HRNet_W48: 48 + 96 + 192 + 384,
-  HRNet_W60: 60 + 120 + 240 + 480,
-  HRNet_W64: 64 + 128 + 256 + 512,
-} as const;
-export type BackboneType = keyof typeof HRNET_CONCAT_CHANNELS;
+export const HRNET_CONCAT_CHANNELS = Object.fromEntries(
+  BACKBONE_NAMES.map((name) => [name, hrnetConcatChannels(HRNET_CONFIGS[name])]),
+) as Record<BackboneName, number>;
+export type BackboneType = BackboneName;
 const BACKBONE_TYPES = Object.keys(HRNET_CONCAT_CHANNELS) as [BackboneType, ...BackboneType[]];
 
 /** Cityscapes train-id classes and ignore label (also used by the synthetic Cityscapes-like dataset). */

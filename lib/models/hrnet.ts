@@ -11,65 +11,16 @@ import { tf } from "../backend/tf.ts";
 import { ConvBN, type ForwardContext, type PaddingMode } from "./layers.ts";
 import { recomputeInBackward, resizeBilinear } from "./ops.ts";
 import type { Param, ParamInit, ParamStore } from "./params.ts";
+import { hrnetConcatChannels, type HRNetConfig, type StageConfig } from "./hrnet_configs.ts";
 
-export interface StageConfig {
-  numModules: number;
-  numBlocks: number[];
-  numChannels: number[];
-}
-
-export interface HRNetConfig {
-  /** Channels of the two stem convs (64 in every PaddleSeg width). */
-  stemChannels?: number;
-  stage1: StageConfig;
-  stage2: StageConfig;
-  stage3: StageConfig;
-  stage4: StageConfig;
-}
-
-function standard(c: number): HRNetConfig {
-  return {
-    stage1: { numModules: 1, numBlocks: [4], numChannels: [64] },
-    stage2: { numModules: 1, numBlocks: [4, 4], numChannels: [c, 2 * c] },
-    stage3: { numModules: 4, numBlocks: [4, 4, 4], numChannels: [c, 2 * c, 4 * c] },
-    stage4: { numModules: 3, numBlocks: [4, 4, 4, 4], numChannels: [c, 2 * c, 4 * c, 8 * c] },
-  };
-}
-
-/** PaddleSeg's backbone factories (same names), plus a tiny test width. */
-export const HRNET_CONFIGS = {
-  HRNet_W18_Small_V1: {
-    stage1: { numModules: 1, numBlocks: [1], numChannels: [32] },
-    stage2: { numModules: 1, numBlocks: [2, 2], numChannels: [16, 32] },
-    stage3: { numModules: 1, numBlocks: [2, 2, 2], numChannels: [16, 32, 64] },
-    stage4: { numModules: 1, numBlocks: [2, 2, 2, 2], numChannels: [16, 32, 64, 128] },
-  },
-  HRNet_W18_Small_V2: {
-    stage1: { numModules: 1, numBlocks: [2], numChannels: [64] },
-    stage2: { numModules: 1, numBlocks: [2, 2], numChannels: [18, 36] },
-    stage3: { numModules: 3, numBlocks: [2, 2, 2], numChannels: [18, 36, 72] },
-    stage4: { numModules: 2, numBlocks: [2, 2, 2, 2], numChannels: [18, 36, 72, 144] },
-  },
-  HRNet_W18: standard(18),
-  HRNet_W30: standard(30),
-  HRNet_W32: standard(32),
-  HRNet_W40: standard(40),
-  HRNet_W44: standard(44),
-  HRNet_W48: standard(48),
-  HRNet_W60: standard(60),
-  HRNet_W64: standard(64),
-  /** Not in PaddleSeg: a 16-channel stem, one block/module everywhere, 4/8/16/32 channels; for fast tests. */
-  HRNet_Tiny: {
-    stemChannels: 16,
-    stage1: { numModules: 1, numBlocks: [1], numChannels: [8] },
-    stage2: { numModules: 1, numBlocks: [1, 1], numChannels: [4, 8] },
-    stage3: { numModules: 1, numBlocks: [1, 1, 1], numChannels: [4, 8, 16] },
-    stage4: { numModules: 1, numBlocks: [1, 1, 1, 1], numChannels: [4, 8, 16, 32] },
-  },
-} satisfies Record<string, HRNetConfig>;
-
-export type BackboneName = keyof typeof HRNET_CONFIGS;
-export const BACKBONE_NAMES = Object.keys(HRNET_CONFIGS) as BackboneName[];
+export {
+  BACKBONE_NAMES,
+  type BackboneName,
+  HRNET_CONFIGS,
+  hrnetConcatChannels,
+  type HRNetConfig,
+  type StageConfig,
+} from "./hrnet_configs.ts";
 
 export interface HRNetOptions {
   /** 'same' (Paddle, default) or 'symmetric' (PyTorch padding=1). */
@@ -380,7 +331,7 @@ export class HRNet {
     const p = (o.prefix ?? "backbone.").replace(/\.$/, "");
     const c: Common = { store, padding: o.padding, bnMomentum: o.bnMomentum, bnEpsilon: o.bnEpsilon };
     const { stage1, stage2, stage3, stage4 } = config;
-    this.featChannels = stage4.numChannels.reduce((a, b) => a + b, 0);
+    this.featChannels = hrnetConcatChannels(config);
 
     const mark = store.params.length;
     const stem = config.stemChannels ?? 64;
