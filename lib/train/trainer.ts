@@ -17,8 +17,7 @@ import type { LossDiagnostics } from "../losses/mod.ts";
 import type { SegModel } from "../models/mod.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import type { EvalRecord, TrainRecord } from "../viz/types.ts";
-import { writeReport } from "../viz/mod.ts";
+import { writeReport } from "../viz/report.ts";
 import { datasetFromConfig, lossFromConfig, memoryFromConfig, modelFromConfig, validate } from "./build.ts";
 import {
   findCheckpoint,
@@ -29,7 +28,7 @@ import {
   saveCheckpoint,
 } from "./checkpoint.ts";
 import { claimSaveDir } from "./run_dir.ts";
-import { MetricsLog } from "./metrics_log.ts";
+import { type EvalRecord, MetricsLog, type TrainRecord } from "./run_record.ts";
 import { MomentumSGD } from "./optimizer.ts";
 import { describeRun } from "./reference.ts";
 import { polyLr } from "./schedule.ts";

@@ -4,7 +4,8 @@
  */
 import { Figure } from "./figure.ts";
 import { baseLayout, bottomMargin, classInfo, ema, fmtMetric, grid, SERIES_COLORS } from "./layout.ts";
-import type { ClassInfo, EvalRecord, PlotlyTrace, TrainRecord } from "./types.ts";
+import type { EvalRecord, TrainRecord } from "../train/run_record.ts";
+import type { ClassInfo, PlotlyTrace } from "./types.ts";
 
 /** A figure that only says there is nothing to show (keeps reports and notebooks uniform). */
 export function emptyFigure(title: string, message: string, height = 220): Figure {

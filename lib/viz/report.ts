@@ -1,5 +1,6 @@
 /**
- * Standalone offline HTML: the run report (`writeReport`) and any list of figures (`writeFiguresHtml`).
+ * Standalone offline HTML: the run report (`writeReport`, from the records of lib/train/run_record.ts) and
+ * any list of figures (`writeFiguresHtml`).
  * One file, plotly.js inlined once in <head>, no network access (opens from file://), written
  * atomically (temporary file + rename) so a reader never sees half a report.
  */
@@ -16,7 +17,8 @@ import {
   valCurves,
 } from "./charts.ts";
 import { classInfo, fmtMetric } from "./layout.ts";
-import type { ClassInfo, EvalRecord, MetricsRecord, RunSummary, TrainRecord } from "./types.ts";
+import type { EvalRecord, TrainRecord } from "../train/run_record.ts";
+import type { ClassInfo, RunSummary } from "./types.ts";
 
 export interface ReportFigure {
   heading: string;
@@ -220,60 +222,4 @@ export function renderReport(s: ReportSections): string {
 /** Renders and writes the report atomically. */
 export function writeReport(path: string, sections: ReportSections): void {
   writeFileAtomicSync(path, renderReport(sections));
-}
-
-/**
- * Parses a metrics JSONL text into training and evaluation records. A truncated last line (a run still
- * writing) is skipped; any other bad line is an error naming the source and line number.
- */
-export function parseMetricsJsonl(
-  text: string,
-  source = "<metrics>",
-): { train: TrainRecord[]; evals: EvalRecord[] } {
-  const train: TrainRecord[] = [];
-  const evals: EvalRecord[] = [];
-  const lines = text.split("\n");
-  lines.forEach((line, i) => {
-    if (!line.trim()) return;
-    let rec: MetricsRecord;
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      if (i === lines.length - 1) return; // partial last line: no trailing newline yet
-      throw new Error(`${source}:${i + 1}: not JSON (${(e as Error).message})`);
-    }
-    if (rec.type === "train") {
-      for (const k of ["iter", "lr", "loss", "ce", "time"] as const) {
-        if (typeof rec[k] !== "number") {
-          throw new Error(`${source}:${i + 1}: train record needs a number '${k}'`);
-        }
-      }
-      train.push(rec);
-    } else if (rec.type === "eval") {
-      for (const k of ["iter", "mIoU", "acc", "kappa"] as const) {
-        if (typeof rec[k] !== "number") {
-          throw new Error(`${source}:${i + 1}: eval record needs a number '${k}'`);
-        }
-      }
-      if (!Array.isArray(rec.classIoU)) throw new Error(`${source}:${i + 1}: eval record needs 'classIoU'`);
-      if (typeof rec.mode !== "string") {
-        throw new Error(`${source}:${i + 1}: eval record needs a string 'mode'`);
-      }
-      evals.push(rec);
-    } else {
-      throw new Error(`${source}:${i + 1}: unknown record type '${(rec as { type?: unknown }).type}'`);
-    }
-  });
-  return { train, evals };
-}
-
-/** Reads `metrics.jsonl` (see {@link parseMetricsJsonl}). */
-export function readMetricsJsonl(path: string): { train: TrainRecord[]; evals: EvalRecord[] } {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (e) {
-    throw new Error(`cannot read metrics log '${path}': ${(e as Error).message}`);
-  }
-  return parseMetricsJsonl(text, path);
 }

@@ -1,5 +1,5 @@
 /** Small synthetic run logs for the viz tests (shapes as the trainer writes them, values made up). */
-import type { EvalRecord, TrainRecord } from "../../lib/viz/types.ts";
+import type { EvalRecord, TrainRecord } from "../../lib/train/run_record.ts";
 
 export function fakeTrain(iters: number, contrastFrom = 0, classes = 19): TrainRecord[] {
   const out: TrainRecord[] = [];

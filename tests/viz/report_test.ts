@@ -1,11 +1,5 @@
-import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
-import {
-  parseMetricsJsonl,
-  readMetricsJsonl,
-  renderReport,
-  writeFiguresHtml,
-  writeReport,
-} from "../../lib/viz/report.ts";
+import { assert, assertEquals } from "../_helpers/assert.ts";
+import { renderReport, writeFiguresHtml, writeReport } from "../../lib/viz/report.ts";
 import { PLOTLY_VERSION, plotlyBundleText } from "../../lib/viz/plotly_bundle.ts";
 import { classIoUBars } from "../../lib/viz/charts.ts";
 import { fakeEvals, fakeTrain } from "./_data.ts";
@@ -100,29 +94,6 @@ Deno.test("writeFiguresHtml: offline page with the given figures", async () => {
     const html = Deno.readTextFileSync(`${dir}/f.html`);
     selfContained(html);
     assert(html.includes("<title>Feature &lt;space&gt;</title>"));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("parseMetricsJsonl: train/eval records, truncated last line skipped, errors name the line", async () => {
-  const t = fakeTrain(20)[0], e = fakeEvals([10])[0];
-  const text = `${JSON.stringify(t)}\n\n${JSON.stringify(e)}\n{"type":"tra`;
-  const r = parseMetricsJsonl(text, "m.jsonl");
-  assertEquals([r.train.length, r.evals.length], [1, 1]);
-  assertEquals(r.evals[0].classIoU, e.classIoU);
-  assertThrows(() => parseMetricsJsonl(`{"type":"tra\n${JSON.stringify(t)}\n`, "m.jsonl"), "m.jsonl:1");
-  assertThrows(
-    () => parseMetricsJsonl(`${JSON.stringify({ ...t, lr: "x" })}\n`, "m.jsonl"),
-    "m.jsonl:1: train record needs a number 'lr'",
-  );
-  assertThrows(() => parseMetricsJsonl(`${JSON.stringify({ ...e, mode: 1 })}\n`, "m.jsonl"), "'mode'");
-  assertThrows(() => parseMetricsJsonl(`{"type":"other"}\n`, "m.jsonl"), "unknown record type");
-  const dir = await Deno.makeTempDir({ prefix: "viz_jsonl_" });
-  try {
-    Deno.writeTextFileSync(`${dir}/metrics.jsonl`, text);
-    assertEquals(readMetricsJsonl(`${dir}/metrics.jsonl`).train.length, 1);
-    assertThrows(() => readMetricsJsonl(`${dir}/missing.jsonl`), "missing.jsonl");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
