@@ -17,26 +17,17 @@ import { join } from "node:path";
 import { type Config, configFlagsHelp, loadConfig, parseConfigArgs } from "../config/mod.ts";
 import { initBackend, resolveBackendRequest } from "../backend/mod.ts";
 import { datasetFromConfig } from "../train/build.ts";
+import { checkpointConfig, loadTrainedModel } from "../train/trained_model.ts";
 import { valSamples } from "../eval/samples.ts";
+import { FEATURE_LAYERS, type FeatureLayer, modelKind } from "../eval/features.ts";
+import { featureSpace } from "../eval/feature_space.ts";
 import {
-  checkpointConfig,
-  extractPixelFeatures,
-  FEATURE_LAYERS,
-  type FeatureLayer,
-  loadTrainedModel,
-  modelKind,
-  type PixelFeatures,
-  selectPixels,
-} from "../eval/features.ts";
-import {
-  compareEmbeddings,
+  featureSpaceFigure,
+  featureSpaceTable,
   formatMeasures,
-  type MeasuresRow,
-  measuresTable,
   type ReportFigure,
   writeFiguresHtml,
 } from "../viz/mod.ts";
-import { Rng } from "../util/rng.ts";
 import { runCli } from "./common.ts";
 
 const USAGE =
@@ -117,73 +108,57 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const ds = await datasetFromConfig(config.val_dataset, "val_dataset");
-  const samples = () => valSamples(ds, { limit: images });
-  const sel = await selectPixels(samples(), { perClass, seed, ignoreIndex: ds.ignoreIndex });
-  const classes = sel.available.filter((v) => v > 0).length;
-  console.log(
-    `${sel.labels.length} pixels (≤${perClass} per class, ${classes} classes) from ${sel.grids.length} images of ` +
-      `${ds.source}, seed ${seed}`,
-  );
-
-  const feats: PixelFeatures[] = [];
-  for (const s of subjects) {
-    const { model, file } = await loadTrainedModel(s.config, s.path);
-    try {
-      if (model.numClasses !== ds.numClasses) {
-        throw new Error(
-          `${file}: the model predicts ${model.numClasses} classes, the dataset has ${ds.numClasses}`,
-        );
-      }
-      feats.push(await extractPixelFeatures(model, samples(), sel, { layer, normalize: true }));
-    } finally {
-      model.dispose();
-    }
-    console.log(`${s.title}: ${layer} features, ${feats.at(-1)!.dim}-d`);
-  }
-
-  // One figure when the widths agree (side by side), else one per model.
-  const groups: number[][] = feats.every((f) => f.dim === feats[0].dim)
-    ? [feats.map((_, i) => i)]
-    : feats.map((_, i) => [i]);
-  const figures: ReportFigure[] = [];
-  const rows: MeasuresRow[] = [];
-  for (const g of groups) {
-    const res = compareEmbeddings(
-      g.map((i) => ({ title: subjects[i].title, embeddings: feats[i].embeddings })),
-      {
-        labels: sel.labels,
-        dim: feats[g[0]].dim,
-        rng: new Rng(seed),
-        perClass,
-        projection: method,
-        classNames: ds.classNames ?? undefined,
+  const space = await featureSpace(
+    subjects.map((s) => ({
+      title: s.title,
+      layers: [layer],
+      load: async () => {
+        const { model, file } = await loadTrainedModel(s.config, s.path);
+        if (model.numClasses !== ds.numClasses) {
+          model.dispose();
+          throw new Error(
+            `${file}: the model predicts ${model.numClasses} classes, the dataset has ${ds.numClasses}`,
+          );
+        }
+        return model;
       },
-    );
-    g.forEach((i, t) =>
-      rows.push({
-        title: subjects[i].title,
-        layer: `${layer} (${feats[i].dim}-d)`,
-        measures: res.measures[t],
-        pixels: sel.labels.length,
-      })
-    );
-    figures.push({
-      heading: `Pixel features (${layer} layer, ${method.toUpperCase()})`,
-      figure: res.figure,
-      note:
-        `${sel.labels.length} pixels, ≤${perClass} per class, from ${sel.grids.length} validation images; ` +
-        `labels taken at label[4i, 4j] of each stride-4 grid cell; features scaled to unit length (cosine ` +
-        `geometry). Measures on the full-dimensional features.`,
-    });
-  }
-  const table = measuresTable(rows);
+    })),
+    {
+      samples: () => valSamples(ds, { limit: images }),
+      perClass,
+      seed,
+      ignoreIndex: ds.ignoreIndex,
+      projections: [method],
+      onSelection: (sel) =>
+        console.log(
+          `${sel.labels.length} pixels (≤${perClass} per class, ${
+            sel.available.filter((v) => v > 0).length
+          } classes) from ${sel.grids.length} images of ${ds.source}, seed ${seed}`,
+        ),
+      onFeatures: (s, f) => console.log(`${s.title}: ${layer} features, ${f.dim}-d`),
+    },
+  );
+  const { selection: sel } = space;
+  // One figure per width: side by side when the models' widths agree.
+  const figures: ReportFigure[] = space.views.map((v) => ({
+    heading: `Pixel features (${layer} layer, ${method.toUpperCase()})`,
+    figure: featureSpaceFigure(v, method, { classNames: ds.classNames ?? undefined }),
+    note:
+      `${sel.labels.length} pixels, ≤${perClass} per class, from ${sel.grids.length} validation images; ` +
+      `labels taken at label[4i, 4j] of each stride-4 grid cell; features scaled to unit length (cosine ` +
+      `geometry). Measures on the full-dimensional features.`,
+  }));
+  const table = featureSpaceTable(space);
   console.log(table.toString());
   writeFiguresHtml(
     out,
     "Feature space: pixel embeddings coloured by class",
     figures,
     `config ${args.config}; layer ${layer}; ${method.toUpperCase()}; seed ${seed}. ` +
-      rows.map((r) => `${r.title}: ${formatMeasures(r.measures)}`).join("; ") + ".",
+      space.views.flatMap((v) => v.panels).map((p) => `${p.title}: ${formatMeasures(p.measures)}`).join(
+        "; ",
+      ) +
+      ".",
   );
   console.log(`written: ${out}`);
   return 0;

@@ -12,20 +12,16 @@
  *     for W18-Small-V1) — present in the CE-only model too, so the two models compare like for like.
  *
  * Two passes over the same samples: `selectPixels` reads only labels and draws a class-balanced, seeded
- * sample (lib/viz's `sampleBalancedPixels`), then `extractPixelFeatures` runs a model and keeps the rows
+ * sample (`sampleBalancedPixels`, feature_rows.ts), then `extractPixelFeatures` runs a model and keeps the rows
  * of the selected cells (gathered on the backend, so a large feature map never reaches the host). The
  * selection depends on labels and seed only, so every model is read at the same pixels.
  */
-import { join } from "node:path";
 import { tf } from "../backend/tf.ts";
-import { type Config, loadConfigText } from "../config/mod.ts";
+import type { Config } from "../config/mod.ts";
 import { applyTransforms, buildTransforms, loadItem, type SegDataset } from "../data/mod.ts";
 import type { SegModel } from "../models/mod.ts";
-import { modelFromConfig } from "../train/build.ts";
-import { readTrainState } from "../train/checkpoint.ts";
-import { loadModelPath } from "../train/weights.ts";
 import { Rng } from "../util/rng.ts";
-import { l2NormalizeRows, sampleBalancedPixels } from "../viz/embedding.ts";
+import { l2NormalizeRows, sampleBalancedPixels } from "./feature_rows.ts";
 import type { EvalSample } from "./evaluate.ts";
 import { type EvalMode, predictClasses, WHOLE_MODE } from "./inference.ts";
 
@@ -35,7 +31,8 @@ export const FEATURE_LAYERS: readonly FeatureLayer[] = ["proj", "decoder"];
 /** Output stride of the feature grid (HRNet's stride-4 representation). */
 export const FEATURE_STRIDE = 4;
 
-type Samples = Iterable<EvalSample> | AsyncIterable<EvalSample>;
+/** Validation samples, in order (e.g. `valSamples`). */
+export type Samples = Iterable<EvalSample> | AsyncIterable<EvalSample>;
 
 /** Size of the stride-4 grid for an H×W input: ceil(H/4)×ceil(W/4) (two stride-2, pad-1, 3×3 convs). */
 export function featureGrid(height: number, width: number): [number, number] {
@@ -304,7 +301,7 @@ export async function predictExamples(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Trained models for analysis (notebooks 03/04, `deno task viz`)
+// Titles (notebooks 02-04, `deno task viz`)
 
 /** "CE + pixel contrast" when the config's loss weights a PixelContrast term above 0, else "CE only". */
 export function modelKind(config: Config): string {
@@ -313,44 +310,4 @@ export function modelKind(config: Config): string {
     w > 0 && types[types.length === 1 ? 0 : i].type.startsWith("PixelContrast")
   );
   return contrast ? "CE + pixel contrast" : "CE only";
-}
-
-/**
- * The model of `config` with the weights at `modelPath` (a checkpoint folder `iter_N`/`best_model`, our
- * `model.safetensors`, or foreign weights as `deno task val` takes them). The config's own pretrained
- * weights are not loaded first (the checkpoint replaces them all).
- */
-export async function loadTrainedModel(
-  config: Config,
-  modelPath: string,
-  log: (line: string) => void = () => {},
-): Promise<{ model: SegModel; file: string }> {
-  const bare: Config = {
-    ...config,
-    model: {
-      ...config.model,
-      pretrained: undefined,
-      backbone: { ...config.model.backbone, pretrained: undefined },
-    },
-  };
-  const model = await modelFromConfig(bare, new Rng(0), log);
-  try {
-    const file = await loadModelPath(model, modelPath, {
-      minMatchedShare: config.model.pretrained_min_match,
-      log,
-    });
-    return { model, file };
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-}
-
-/** The config a checkpoint folder was trained with (its `state.json`), or null for other paths. */
-export async function checkpointConfig(modelPath: string): Promise<Config | null> {
-  const stat = await Deno.stat(modelPath).catch(() => null);
-  if (!stat?.isDirectory) return null;
-  if (!(await Deno.stat(join(modelPath, "state.json")).catch(() => null))) return null;
-  const state = await readTrainState(modelPath);
-  return await loadConfigText(state.configYaml, join(modelPath, "state.json"));
 }

@@ -1,26 +1,12 @@
 /**
  * The paper's picture: pixel embeddings of several models (CE-only vs pixel contrast) projected to 2-D,
  * coloured by class with the official palette, side by side, each panel captioned with its measures of
- * structure (embedding.ts).
+ * structure. Only draws: the sample, the measures and the projections come from lib/eval/feature_space.ts.
  */
+import type { FeatureMeasures, FeatureView, Projection } from "../eval/feature_space.ts";
 import { Figure } from "./figure.ts";
 import { baseLayout, bottomMargin, classInfo, grid } from "./layout.ts";
 import type { ClassInfo, PlotlyTrace } from "./types.ts";
-import {
-  type ClassSeparation,
-  classSeparation,
-  type KnnAccuracy,
-  knnAccuracy,
-  pca,
-  sampleBalancedPixels,
-  umap,
-} from "./embedding.ts";
-import type { Rng } from "../util/rng.ts";
-
-export interface EmbeddingMeasures {
-  separation: ClassSeparation;
-  knn: KnnAccuracy;
-}
 
 export interface EmbeddingPanel {
   /** Panel heading, e.g. "CE only" or "CE + pixel contrast". */
@@ -29,7 +15,7 @@ export interface EmbeddingPanel {
   xy: Float32Array;
   /** Class id per point, [N]. */
   labels: ArrayLike<number>;
-  measures?: EmbeddingMeasures;
+  measures?: FeatureMeasures;
 }
 
 export interface EmbeddingFigureOptions extends ClassInfo {
@@ -43,7 +29,7 @@ export interface EmbeddingFigureOptions extends ClassInfo {
 }
 
 /** "intra−inter cos 0.412 · 10-NN acc 93.1%". */
-export function formatMeasures(m: EmbeddingMeasures): string {
+export function formatMeasures(m: FeatureMeasures): string {
   return `intra−inter cos ${m.separation.gap.toFixed(3)} · ${m.knn.k}-NN acc ${
     (100 * m.knn.accuracy).toFixed(1)
   }%`;
@@ -125,82 +111,27 @@ function round4(v: number): number {
   return Number.isFinite(v) ? Number(v.toPrecision(5)) : NaN;
 }
 
-export interface CompareInput {
-  title: string;
-  /** [N, dim] row-major embeddings at the labelled pixels. */
-  embeddings: Float32Array;
-}
-
-export interface CompareOptions extends EmbeddingFigureOptions {
-  /** Labels of the N pixels (shared by all inputs: the same images, the same grid). */
-  labels: ArrayLike<number>;
-  dim: number;
-  rng: Rng;
-  /** Pixels per class in the class-balanced sample (default 200). */
-  perClass?: number;
-  projection?: "umap" | "pca";
-  /** k of the k-NN accuracy (default 10). */
-  k?: number;
-  ignoreIndex?: number;
-  umap?: { nNeighbors?: number; minDist?: number; nEpochs?: number; pcaDims?: number };
-}
-
-export interface CompareResult {
-  figure: Figure;
-  /** Measures per input, in input order (on the sampled pixels, full dimension). */
-  measures: EmbeddingMeasures[];
-  /** Pixels drawn per class (index = class id). */
-  sampled: number[];
-}
+export interface FeatureSpaceFigureOptions extends Omit<EmbeddingFigureOptions, "method"> {}
 
 /**
- * The whole picture in one call: one class-balanced sample of pixels (the same pixels for every input),
- * the measures of structure on the full-dimensional rows, a 2-D projection per input and the figure.
+ * A view of lib/eval's `compareFeatures` / `featureSpace` as the figure: one panel per model in one 2-D
+ * projection (which the view must hold), captioned with its measures.
  */
-export function compareEmbeddings(inputs: readonly CompareInput[], opts: CompareOptions): CompareResult {
-  const n = opts.labels.length;
-  const sample = sampleBalancedPixels(opts.labels, null, opts.dim, {
-    perClass: opts.perClass ?? 200,
-    rng: opts.rng.fork("embedding-sample"),
-    ignoreIndex: opts.ignoreIndex,
+export function featureSpaceFigure(
+  view: FeatureView,
+  projection: Projection,
+  opts: FeatureSpaceFigureOptions = {},
+): Figure {
+  const method = projection.toUpperCase();
+  const panels: EmbeddingPanel[] = view.panels.map((p) => {
+    const xy = p.xy[projection];
+    if (!xy) throw new Error(`featureSpaceFigure: panel '${p.title}' has no ${method} projection`);
+    return { title: p.title, xy, labels: view.labels, measures: p.measures };
   });
-  const m = sample.indices.length;
-  if (m < 3) throw new Error(`compareEmbeddings: only ${m} labelled pixels to show`);
-  const method = opts.projection ?? "umap";
-  const panels: EmbeddingPanel[] = [];
-  const measures: EmbeddingMeasures[] = [];
-  inputs.forEach((inp, i) => {
-    if (inp.embeddings.length !== n * opts.dim) {
-      throw new Error(
-        `compareEmbeddings: '${inp.title}' has ${inp.embeddings.length} values, expected ${n}×${opts.dim}`,
-      );
-    }
-    const rows = new Float32Array(m * opts.dim);
-    for (let r = 0; r < m; r++) {
-      const src = sample.indices[r] * opts.dim;
-      rows.set(inp.embeddings.subarray(src, src + opts.dim), r * opts.dim);
-    }
-    const ms: EmbeddingMeasures = {
-      separation: classSeparation(rows, m, opts.dim, sample.labels),
-      knn: knnAccuracy(rows, m, opts.dim, sample.labels, {
-        k: Math.min(opts.k ?? 10, m - 1),
-        rng: opts.rng.fork(`knn-${i}`),
-      }),
-    };
-    const xy = method === "pca"
-      ? pca(rows, m, opts.dim, 2).projection
-      : umap(rows, m, opts.dim, { ...opts.umap, rng: opts.rng.fork(`umap-${i}`) });
-    measures.push(ms);
-    panels.push({ title: inp.title, xy, labels: sample.labels, measures: ms });
-  });
-  const per = opts.perClass ?? 200;
-  const figure = embeddingFigure(panels, {
+  return embeddingFigure(panels, {
     ...opts,
-    method: method.toUpperCase(),
-    title: opts.title ?? `Pixel embeddings (${method.toUpperCase()} of ≤${per} pixels per class, ` +
-        `${m} in all), coloured by class`,
+    method,
+    title: opts.title ?? `Pixel embeddings (${method} of ≤${view.perClass} pixels per class, ` +
+        `${view.labels.length} in all), coloured by class`,
   });
-  const sampled: number[] = [];
-  for (let i = 0; i < m; i++) sampled[sample.labels[i]] = (sampled[sample.labels[i]] ?? 0) + 1;
-  return { figure, measures, sampled: Array.from(sampled, (v) => v ?? 0) };
 }

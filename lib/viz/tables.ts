@@ -7,7 +7,7 @@
 import { escapeHtml, JUPYTER_DISPLAY } from "./figure.ts";
 import { classInfo, fmtMetric } from "./layout.ts";
 import type { ClassInfo } from "./types.ts";
-import type { EmbeddingMeasures } from "./embedding_figure.ts";
+import type { FeatureMeasures, FeatureSpaceResult } from "../eval/feature_space.ts";
 
 export type Cell = string | number | null | undefined;
 
@@ -139,7 +139,7 @@ export interface MeasuresRow {
   title: string;
   /** Layer name and width, e.g. "decoder (240-d)". */
   layer: string;
-  measures: EmbeddingMeasures;
+  measures: FeatureMeasures;
   /** Pixels measured. */
   pixels: number;
 }
@@ -165,4 +165,20 @@ export function measuresTable(rows: readonly MeasuresRow[], title = "Structure o
         "(cosine) vote for their own class, on the full-dimensional features.",
     },
   );
+}
+
+/**
+ * {@link measuresTable} of a feature space (lib/eval's `featureSpace`): one row per model and layer, in
+ * view order.
+ */
+export function featureSpaceTable(space: FeatureSpaceResult, title?: string): Table {
+  const rows: MeasuresRow[] = space.views.flatMap((v) =>
+    v.rows.map((r, i) => ({
+      title: r.subject.title,
+      layer: `${r.features.layer} (${r.features.dim}-d)`,
+      measures: v.panels[i].measures,
+      pixels: space.selection.labels.length,
+    }))
+  );
+  return measuresTable(rows, title);
 }

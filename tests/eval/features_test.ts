@@ -1,20 +1,23 @@
 /**
  * lib/eval/features.ts: labels on the stride-4 grid, class-balanced seeded pixel selection, feature
- * gathering (checked against the full feature map), errors, and no tensor leaks. Tiny HRNet, small images.
+ * gathering (checked against the full feature map), errors, and no tensor leaks; and lib/eval's
+ * `featureSpace` over models. Tiny HRNet, small images.
  */
 import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { tf } from "../../lib/backend/tf.ts";
-import { buildModel } from "../../lib/models/mod.ts";
+import { buildModel, type SegModel } from "../../lib/models/mod.ts";
 import type { EvalSample } from "../../lib/eval/evaluate.ts";
 import {
   extractPixelFeatures,
   featureGrid,
+  type FeatureLayer,
   featureMap,
   labelsOnGrid,
   modelKind,
   selectPixels,
 } from "../../lib/eval/features.ts";
+import { compareFeatures, featureSpace } from "../../lib/eval/feature_space.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import type { Config } from "../../lib/config/mod.ts";
 
@@ -150,4 +153,77 @@ Deno.test("modelKind: contrast only when a PixelContrast term has a positive wei
     "CE + pixel contrast",
   );
   assertEquals(modelKind(cfg(["CrossEntropyLoss", "PixelContrastCrossEntropyLoss"], [1, 0])), "CE only");
+});
+
+Deno.test("featureSpace: one model at a time, the same pixels, views per layer; equal to the steps by hand", async () => {
+  const s = samples([[34, 18], [32, 20], [36, 16]]);
+  const loads: string[] = [];
+  const disposed: string[] = [];
+  const subject = (title: string, make: () => SegModel, layers: FeatureLayer[]) => ({
+    title,
+    layers,
+    load: () => {
+      loads.push(title);
+      const m = make();
+      const dispose = m.dispose.bind(m);
+      m.dispose = () => (disposed.push(title), dispose());
+      return Promise.resolve(m);
+    },
+  });
+  const contrast = () => buildModel({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }, new Rng(3));
+  const ce = () => buildModel({ type: "HRNetW48", backbone: "HRNet_Tiny", numClasses: 6 }, new Rng(4));
+  const before = tf.memory().numTensors;
+  const space = await featureSpace(
+    [subject("CE only", ce, ["decoder"]), subject("contrast", contrast, ["decoder", "proj"])],
+    {
+      samples: () => s,
+      perClass: 6,
+      seed: 2,
+      projections: ["pca", "umap"],
+      umap: { nEpochs: 20 },
+      panelTitle: (sub, layer) => `${sub.title} ${layer}`,
+    },
+  );
+  assertEquals(loads, ["CE only", "contrast"], "each model loaded once");
+  assertEquals(disposed, ["CE only", "contrast"], "and disposed after its features were read");
+  assertEquals(tf.memory().numTensors, before, "no tensors left behind");
+  assertEquals([...space.selection.cell], [...(await selectPixels(s, { perClass: 6, seed: 2 })).cell]);
+  assertEquals(space.views.map((v) => [v.layer, v.dim, v.panels.map((p) => p.title)]), [
+    ["decoder", 60, ["CE only decoder", "contrast decoder"]],
+    ["proj", 8, ["contrast proj"]],
+  ]);
+  // the same numbers as the steps done by hand (extract, then compare with Rng(seed))
+  const m = contrast();
+  try {
+    // panel i of a view draws its UMAP from Rng(seed).fork(`umap-${i}`): the contrast model is panel 1 of
+    // the decoder view (after the CE model) and panel 0 of the proj view
+    for (const [v, layer, panel] of [[0, "decoder", 1], [1, "proj", 0]] as const) {
+      const f = await extractPixelFeatures(m, s, space.selection, { layer, normalize: true });
+      const ref = compareFeatures(new Array(panel + 1).fill({ title: "x", embeddings: f.embeddings }), {
+        labels: space.selection.labels,
+        dim: f.dim,
+        rng: new Rng(2),
+        perClass: 6,
+        projections: ["pca", "umap"],
+        umap: { nEpochs: 20 },
+      }).panels[panel];
+      const got = space.views[v].panels[panel];
+      assertEquals(got.measures, ref.measures, `${layer} measures`);
+      assertEquals([...got.xy.pca!], [...ref.xy.pca!], `${layer} PCA`);
+      assertEquals([...got.xy.umap!], [...ref.xy.umap!], `${layer} UMAP`);
+    }
+  } finally {
+    m.dispose();
+  }
+  // a layer the model lacks: the error names it, and the model is still disposed
+  disposed.length = 0;
+  let err = "";
+  await featureSpace([subject("CE only", ce, ["proj"])], {
+    samples: () => s,
+    perClass: 6,
+    seed: 2,
+    projections: ["pca"],
+  }).catch((e) => (err = e.message));
+  assert(err.includes("no projection head"), err);
+  assertEquals(disposed, ["CE only"]);
 });

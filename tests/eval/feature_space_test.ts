@@ -1,14 +1,14 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../_helpers/assert.ts";
-import {
-  classSeparation,
-  knnAccuracy,
-  l2NormalizeRows,
-  pca,
-  sampleBalancedPixels,
-  symmetricEigen,
-  umap,
-} from "../../lib/viz/embedding.ts";
-import { compareEmbeddings } from "../../lib/viz/embedding_figure.ts";
+/**
+ * The feature-space numerics of lib/eval: the class-balanced sample, the eigen-solver and PCA, UMAP, the two
+ * measures of structure, `compareFeatures` (drawn by lib/viz's `featureSpaceFigure`), and `featureSpace` end
+ * to end on tiny models.
+ */
+import { l2NormalizeRows, sampleBalancedPixels } from "../../lib/eval/feature_rows.ts";
+import { pca, symmetricEigen, umap } from "../../lib/eval/projection.ts";
+import { classSeparation, knnAccuracy } from "../../lib/eval/feature_measures.ts";
+import { compareFeatures } from "../../lib/eval/feature_space.ts";
+import { featureSpaceFigure } from "../../lib/viz/embedding_figure.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
 Deno.test("sampleBalancedPixels: at most perClass per class, ignore dropped, distinct, seeded", () => {
@@ -270,7 +270,7 @@ Deno.test("l2NormalizeRows: unit rows, zero rows stay zero", () => {
   assertEquals(Array.from(u), [Math.fround(0.6), Math.fround(0.8), 0, 0]);
 });
 
-Deno.test("compareEmbeddings: same pixels for both models, measures rank clustered above noisy, figure", () => {
+Deno.test("compareFeatures: same pixels for both models, measures rank clustered above noisy, figure", () => {
   const rng = new Rng(21);
   const n = 400, d = 16, classes = 4;
   const labels = Int32Array.from({ length: n }, (_, i) => (i % 10 === 9 ? 255 : i % classes));
@@ -284,19 +284,21 @@ Deno.test("compareEmbeddings: same pixels for both models, measures rank cluster
     }
   }
   for (const projection of ["pca", "umap"] as const) {
-    const r = compareEmbeddings(
+    const r = compareFeatures(
       [{ title: "CE only", embeddings: loose }, { title: "CE + contrast", embeddings: tight }],
-      { labels, dim: d, rng: new Rng(5), perClass: 40, projection, umap: { nEpochs: 40 } },
+      { labels, dim: d, rng: new Rng(5), perClass: 40, projections: [projection], umap: { nEpochs: 40 } },
     );
+    const figure = featureSpaceFigure(r, projection);
+    const measures = r.panels.map((p) => p.measures);
     assertEquals(r.sampled, [40, 40, 40, 40]);
-    assert(r.measures[1].separation.gap > r.measures[0].separation.gap, "contrast model more structured");
-    assert(r.measures[1].knn.accuracy >= r.measures[0].knn.accuracy);
-    const panels = new Set(r.figure.data.map((t) => t.xaxis));
+    assert(measures[1].separation.gap > measures[0].separation.gap, "contrast model more structured");
+    assert(measures[1].knn.accuracy >= measures[0].knn.accuracy);
+    const panels = new Set(figure.data.map((t) => t.xaxis));
     assertEquals([...panels], ["x", "x2"]);
-    assertEquals(r.figure.data.length, 2 * classes);
+    assertEquals(figure.data.length, 2 * classes);
     // the same sampled pixels in both panels: the class sizes per panel agree
-    const sizes = r.figure.data.map((t) => (t.x as number[]).length);
+    const sizes = figure.data.map((t) => (t.x as number[]).length);
     assertEquals(sizes, new Array(2 * classes).fill(40));
-    assert(r.figure.title.includes(projection.toUpperCase()));
+    assert(figure.title.includes(projection.toUpperCase()));
   }
 });
