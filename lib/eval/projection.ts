@@ -1,7 +1,9 @@
 /**
  * 2-D projections of host feature rows [N, D] (row-major Float32Array) for the paper's picture of the
- * feature space: PCA (deterministic) and UMAP (umap-js, seeded through an injected `Rng`).
+ * feature space: PCA (deterministic; the eigen-solver is ml-matrix's) and UMAP (umap-js, seeded through an
+ * injected `Rng`).
  */
+import { EigenvalueDecomposition, Matrix } from "ml-matrix";
 import { UMAP } from "umap-js";
 import { Rng } from "../util/rng.ts";
 import { checkMatrix, l2NormalizeRows } from "./feature_rows.ts";
@@ -26,7 +28,7 @@ export const PCA_EXACT_MAX_DIM = 1024;
 
 /**
  * Principal component analysis, deterministic. For D ≤ {@link PCA_EXACT_MAX_DIM}: the D×D covariance
- * (N·D²/2 multiply-adds) and its full symmetric eigen-decomposition (Householder + implicit QL), exact.
+ * (N·D²/2 multiply-adds) and its full symmetric eigen-decomposition ({@link symmetricEigen}), exact.
  * Above that: subspace iteration with k + 10 vectors and Rayleigh-Ritz (`maxIterations`, default 50).
  * Fine for N ≤ 20k, D ≤ 720 on the host.
  */
@@ -231,9 +233,9 @@ function orthonormalize(m: Float64Array, d: number, p: number): void {
 }
 
 /**
- * Eigen-decomposition of a symmetric matrix (row-major [p, p]): Householder tridiagonalisation and
- * the implicit QL algorithm (EISPACK tred2/tql2, as in JAMA). Returns eigenvalues in decreasing order
- * and eigenvectors as columns of a row-major [p, p] matrix.
+ * Eigen-decomposition of a symmetric matrix (row-major [p, p]) by ml-matrix's `EigenvalueDecomposition`
+ * (Householder tridiagonalisation and the implicit QL algorithm, EISPACK tred2/tql2 as in JAMA). Returns
+ * eigenvalues in decreasing order and eigenvectors as columns of a row-major [p, p] matrix.
  */
 export function symmetricEigen(a: Float64Array, p: number): { values: Float64Array; vectors: Float64Array } {
   const { values, vectorsT } = symmetricEigenRows(a, p);
@@ -245,140 +247,15 @@ export function symmetricEigen(a: Float64Array, p: number): { values: Float64Arr
 /** As {@link symmetricEigen}, eigenvectors as ROWS (vectorsT[c*p .. c*p+p) is the c-th eigenvector). */
 function symmetricEigenRows(a: Float64Array, n: number): { values: Float64Array; vectorsT: Float64Array } {
   if (a.length !== n * n) throw new Error(`symmetricEigen: expected ${n}×${n} values, got ${a.length}`);
-  const V = Float64Array.from(a); // V[i*n+j]
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  // --- tred2: Householder reduction to tridiagonal form (V accumulates the transformations).
-  for (let j = 0; j < n; j++) d[j] = V[(n - 1) * n + j];
-  for (let i = n - 1; i > 0; i--) {
-    let scale = 0, h = 0;
-    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
-    if (scale === 0) {
-      e[i] = d[i - 1];
-      for (let j = 0; j < i; j++) {
-        d[j] = V[(i - 1) * n + j];
-        V[i * n + j] = 0;
-        V[j * n + i] = 0;
-      }
-    } else {
-      for (let k = 0; k < i; k++) {
-        d[k] /= scale;
-        h += d[k] * d[k];
-      }
-      let f = d[i - 1];
-      let g = Math.sqrt(h);
-      if (f > 0) g = -g;
-      e[i] = scale * g;
-      h -= f * g;
-      d[i - 1] = f - g;
-      for (let j = 0; j < i; j++) e[j] = 0;
-      for (let j = 0; j < i; j++) {
-        f = d[j];
-        V[j * n + i] = f;
-        g = e[j] + V[j * n + j] * f;
-        for (let k = j + 1; k <= i - 1; k++) {
-          g += V[k * n + j] * d[k];
-          e[k] += V[k * n + j] * f;
-        }
-        e[j] = g;
-      }
-      f = 0;
-      for (let j = 0; j < i; j++) {
-        e[j] /= h;
-        f += e[j] * d[j];
-      }
-      const hh = f / (h + h);
-      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
-      for (let j = 0; j < i; j++) {
-        f = d[j];
-        g = e[j];
-        for (let k = j; k <= i - 1; k++) V[k * n + j] -= f * e[k] + g * d[k];
-        d[j] = V[(i - 1) * n + j];
-        V[i * n + j] = 0;
-      }
-    }
-    d[i] = h;
-  }
-  for (let i = 0; i < n - 1; i++) {
-    V[(n - 1) * n + i] = V[i * n + i];
-    V[i * n + i] = 1;
-    const h = d[i + 1];
-    if (h !== 0) {
-      for (let k = 0; k <= i; k++) d[k] = V[k * n + i + 1] / h;
-      for (let j = 0; j <= i; j++) {
-        let g = 0;
-        for (let k = 0; k <= i; k++) g += V[k * n + i + 1] * V[k * n + j];
-        for (let k = 0; k <= i; k++) V[k * n + j] -= g * d[k];
-      }
-    }
-    for (let k = 0; k <= i; k++) V[k * n + i + 1] = 0;
-  }
-  for (let j = 0; j < n; j++) {
-    d[j] = V[(n - 1) * n + j];
-    V[(n - 1) * n + j] = 0;
-  }
-  V[(n - 1) * n + n - 1] = 1;
-  e[0] = 0;
-  // Transpose so that the QL rotations below touch contiguous rows (eigenvectors become rows).
-  const W = new Float64Array(n * n);
-  for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) W[c * n + r] = V[r * n + c];
-  // --- tql2: implicit QL on the tridiagonal matrix.
-  for (let i = 1; i < n; i++) e[i - 1] = e[i];
-  e[n - 1] = 0;
-  let f = 0, tst1 = 0;
-  const eps = 2 ** -52;
-  for (let l = 0; l < n; l++) {
-    tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
-    let m = l;
-    while (m < n - 1 && Math.abs(e[m]) > eps * tst1) m++;
-    if (m > l) {
-      let iter = 0;
-      do {
-        if (++iter > 200) throw new Error("symmetricEigen: QL iteration did not converge");
-        let g = d[l];
-        let p = (d[l + 1] - g) / (2 * e[l]);
-        let r = Math.hypot(p, 1);
-        if (p < 0) r = -r;
-        d[l] = e[l] / (p + r);
-        d[l + 1] = e[l] * (p + r);
-        const dl1 = d[l + 1];
-        let h = g - d[l];
-        for (let i = l + 2; i < n; i++) d[i] -= h;
-        f += h;
-        p = d[m];
-        let c = 1, c2 = c, c3 = c, s = 0, s2 = 0;
-        const el1 = e[l + 1];
-        for (let i = m - 1; i >= l; i--) {
-          c3 = c2;
-          c2 = c;
-          s2 = s;
-          g = c * e[i];
-          h = c * p;
-          r = Math.hypot(p, e[i]);
-          e[i + 1] = s * r;
-          s = e[i] / r;
-          c = p / r;
-          p = c * d[i] - s * g;
-          d[i + 1] = h + s * (c * g + s * d[i]);
-          const oi = i * n, oi1 = (i + 1) * n;
-          for (let k = 0; k < n; k++) {
-            const hk = W[oi1 + k];
-            W[oi1 + k] = s * W[oi + k] + c * hk;
-            W[oi + k] = c * W[oi + k] - s * hk;
-          }
-        }
-        p = (-s * s2 * c3 * el1 * e[l]) / dl1;
-        e[l] = s * p;
-        d[l] = c * p;
-      } while (Math.abs(e[l]) > eps * tst1);
-    }
-    d[l] += f;
-    e[l] = 0;
-  }
+  const m = new Matrix(n, n);
+  for (let r = 0; r < n; r++) m.setRow(r, a.subarray(r * n, r * n + n));
+  const evd = new EigenvalueDecomposition(m, { assumeSymmetric: true });
+  const d = evd.realEigenvalues;
+  const v = evd.eigenvectorMatrix;
   const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => d[y] - d[x] || x - y);
   const values = Float64Array.from(order, (i) => d[i]);
   const vectorsT = new Float64Array(n * n);
-  order.forEach((src, c) => vectorsT.set(W.subarray(src * n, src * n + n), c * n));
+  order.forEach((src, c) => vectorsT.set(v.getColumn(src), c * n));
   return { values, vectorsT };
 }
 
