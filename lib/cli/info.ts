@@ -13,6 +13,7 @@ import {
   resolveBackendRequest,
   wasmKernelPatches,
 } from "../backend/mod.ts";
+import { runCli } from "./common.ts";
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -82,4 +83,4 @@ export async function main(args: string[]): Promise<number> {
   return chosen === "none" ? 1 : 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) await runCli(main);

@@ -4,36 +4,12 @@
  * `--full` lists every tensor. Nothing is allocated: the model is built from shapes only.
  */
 import { parseArgs } from "node:util";
-import {
-  type ModelConfigLike,
-  type ModelOptions,
-  modelOptionsFromConfig,
-  SegModel,
-  summarize,
-} from "../models/mod.ts";
+import { loadConfig } from "../config/mod.ts";
+import { type ModelOptions, modelOptionsFromConfig, SegModel, summarize } from "../models/mod.ts";
+import { runCli } from "./common.ts";
 
 const HELP = `usage: deno task summary --config <file.yml> [--full]
        deno task summary --backbone HRNet_W48 --num_classes 19 [--proj_dim 720] [--type HRNetW48Contrast|HRNetCE] [--full]`;
-
-/** The config's resolved `model` section (lib/config when present, else the YAML file itself). */
-async function modelFromConfig(path: string): Promise<ModelConfigLike> {
-  let mod: { loadConfig: (p: string) => Promise<{ model: ModelConfigLike }> } | null = null;
-  try {
-    const spec = new URL("../config/mod.ts", import.meta.url).href;
-    mod = await import(spec);
-  } catch {
-    mod = null;
-  }
-  if (mod) return (await mod.loadConfig(path)).model;
-  // Fallback while lib/config is not available: the file's own model section, no _base_ merge.
-  const { parse } = await import("yaml");
-  const raw = parse(await Deno.readTextFile(path)) as { model?: ModelConfigLike };
-  if (!raw?.model) {
-    throw new Error(`${path}: no 'model' section (and lib/config is not available for _base_)`);
-  }
-  console.error(`note: lib/config not available; reading ${path}'s model section without _base_ merging`);
-  return raw.model;
-}
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -54,7 +30,7 @@ export async function main(args: string[]): Promise<number> {
   }
   let options: ModelOptions;
   if (values.config) {
-    options = modelOptionsFromConfig(await modelFromConfig(values.config));
+    options = modelOptionsFromConfig((await loadConfig(values.config)).model);
   } else if (values.backbone && values.num_classes) {
     options = {
       type: (values.type ?? "HRNetW48Contrast") as ModelOptions["type"],
@@ -71,11 +47,4 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`summary: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(main);
