@@ -1,6 +1,6 @@
 /**
  * Set-up step `browser`: the headless Chromium of the notebook browser check (tests/notebooks/,
- * `deno task nb:check`), project-local in `.cache/chromium/<version>/` (lib/cli/chromium.ts says how it
+ * `deno task nb:check`), project-local in `.cache/chromium/<version>/` (notebooks/tools/chromium.ts says how it
  * is found and run).
  *
  * Source: the npm package `@sparticuz/chromium` (MIT), fetched with the ordinary npm client (`npm pack`,
@@ -25,7 +25,7 @@ import {
   LOCAL_CHROMIUM_STAMP,
   localChromiumDir,
   localChromiumEnv,
-} from "../../lib/cli/chromium.ts";
+} from "../../notebooks/tools/chromium.ts";
 import type { SetupContext, SetupStep } from "./steps.ts";
 
 async function sha512Base64(file: string): Promise<string> {

@@ -6,23 +6,22 @@
  * tests/out/nb_check/.
  *
  * Needs the project's .venv (set-up step `python`: JupyterLab, nbclient, plotly) and a headless Chromium
- * (set-up step `browser`: project-local from npm's @sparticuz/chromium, or $PC_CHROMIUM; lib/cli/chromium.ts).
+ * (set-up step `browser`: project-local from npm's @sparticuz/chromium, or $PC_CHROMIUM; notebooks/tools/chromium.ts).
  * `deno task test` provisions both. Missing tools fail the tests with the command that provides them;
  * PC_ALLOW_PY_SKIP=1 / PC_ALLOW_BROWSER_SKIP=1 turn that into a skip with a message.
  */
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { browserCheck } from "../../notebooks/tools/browser_check.ts";
+import { chromiumHint, findChromium } from "../../notebooks/tools/chromium.ts";
 import {
-  browserCheck,
-  chromiumHint,
   countPlotOutputs,
   executeNotebook,
-  findChromium,
   type NotebookRun,
   tinyNotebookEnv,
-} from "../../lib/cli/nb_check.ts";
-import { projectRoot } from "../../lib/cli/lab.ts";
+} from "../../notebooks/tools/run_notebook.ts";
+import { projectRoot } from "../../notebooks/tools/project.ts";
 import { NOTEBOOKS } from "./_notebooks.ts";
 
 const ROOT = projectRoot();

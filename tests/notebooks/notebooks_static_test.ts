@@ -4,8 +4,8 @@
  */
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import { join } from "node:path";
-import { countPlotOutputs } from "../../lib/cli/nb_check.ts";
-import { KERNEL_NAME, projectRoot } from "../../lib/cli/lab.ts";
+import { countPlotOutputs } from "../../notebooks/tools/run_notebook.ts";
+import { KERNEL_NAME, projectRoot } from "../../notebooks/tools/project.ts";
 import { NOTEBOOKS } from "./_notebooks.ts";
 
 const ROOT = projectRoot();

@@ -11,7 +11,7 @@ import { metricsTable, Table } from "../../lib/viz/tables.ts";
 import { classHistogram } from "../../lib/viz/dataset_figures.ts";
 import { buildModel, saveWeights } from "../../lib/models/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { projectRoot } from "../../lib/cli/lab.ts";
+import { projectRoot } from "../../notebooks/tools/project.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 
 await initBackend();

@@ -1,6 +1,6 @@
 /**
- * Which headless Chromium the notebook browser check (`deno task nb:check`, tests/notebooks/) runs, and
- * with what environment.
+ * Which headless Chromium the notebook browser check (`deno task nb:check`, tests/notebooks/) runs, with
+ * what environment and flags (puppeteer-core drives it: browser_check.ts).
  *
  * Order: `$PC_CHROMIUM` (a user's own Chromium or Chrome; used as given, never replaced), then the
  * project-local build the set-up step `browser` unpacks (scripts/setup/browser.ts), then a system
@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { projectRoot } from "./lab.ts";
+import { projectRoot } from "./project.ts";
 
 /** The npm package the set-up unpacks; `integrity` is the registry's `dist.integrity` (checked). */
 export const CHROMIUM_PACKAGE = {
@@ -79,3 +79,19 @@ export function chromiumHint(root = projectRoot()): string {
     "; run `deno task setup --only browser` (unpacks npm's @sparticuz/chromium, about 70 MB once), " +
     "or point PC_CHROMIUM at a Chromium/Chrome binary";
 }
+
+/**
+ * Flags for the headless browser, beside puppeteer-core's own: no sandbox (containers, root), no GPU, no
+ * network or updates of its own, no first-run pages, /tmp instead of a small /dev/shm.
+ */
+export const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--no-first-run",
+  "--no-default-browser-check",
+  "--disable-dev-shm-usage",
+  "--hide-scrollbars",
+  "--mute-audio",
+];

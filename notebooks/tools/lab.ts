@@ -5,41 +5,10 @@
  * The kernelspec is the committed notebooks/kernels/pixel-contrast-deno (found through JUPYTER_PATH, so
  * nothing is installed into the user's home); it starts this same Deno (`PC_DENO`) in the project root
  * with NO_COLOR=1. Options after the task name go to `jupyter lab` (e.g. `--port 8890 --no-browser`).
- * The helpers here are shared with `deno task nb:check`.
+ * Exit codes as every CLI (lib/cli/common.ts); JupyterLab's own code when it stops.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-/** The repository root (lib/cli/ is two folders below it). */
-export function projectRoot(): string {
-  return fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
-}
-
-/** Name of the committed kernelspec (notebooks/kernels/<name>/kernel.json). */
-export const KERNEL_NAME = "pixel-contrast-deno";
-
-/** A program of the project's virtual environment; throws with the set-up command when it is missing. */
-export function venvTool(name: string, root = projectRoot()): string {
-  const path = join(root, ".venv", "bin", name);
-  if (!existsSync(path)) {
-    throw new Error(
-      `${path} is missing: the notebook tools live in the project's .venv; create it with ` +
-        "`deno task setup --only python` (installs scripts/requirements.txt: JupyterLab, nbclient, plotly)",
-    );
-  }
-  return path;
-}
-
-/**
- * Environment for Jupyter processes: the project's kernelspec first on JUPYTER_PATH, this Deno as the
- * kernel's Deno, plus `extra`.
- */
-export function jupyterEnv(extra: Record<string, string> = {}, root = projectRoot()): Record<string, string> {
-  const env = Deno.env.toObject();
-  const paths = [join(root, "notebooks"), ...(env.JUPYTER_PATH ? [env.JUPYTER_PATH] : [])];
-  return { ...env, JUPYTER_PATH: paths.join(":"), PC_DENO: Deno.execPath(), ...extra };
-}
+import { runCli } from "../../lib/cli/common.ts";
+import { jupyterEnv, KERNEL_NAME, projectRoot, venvTool } from "./project.ts";
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -80,11 +49,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(main);
