@@ -2,9 +2,8 @@
  * A trained model for analysis and inference (notebooks 03/04, `deno task viz`): the model of a config with
  * the weights at `--model_path`, and the config a checkpoint folder was trained with.
  *
- * (Composition of lib/train's builders and weight loading; it moves to the composition root with the other
- * "build the model without pretrained weights, then load --model_path" copies in cli/val.ts and
- * cli/predict.ts.)
+ * Composition of lib/train's builders and weight loading; cli/val.ts and cli/predict.ts still build and load
+ * on their own (ARCHITECTURE.md, "Not yet as drawn").
  */
 import { join } from "node:path";
 import { type Config, loadConfigText } from "../config/mod.ts";
