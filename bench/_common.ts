@@ -8,20 +8,22 @@
  *   .cache/bench-torch   venv with --system-site-packages over a Python that imports torch (Debian's
  *                        python3-torch 1.13.1 here), plus timm 0.9.16 (the newest timm line that supports
  *                        torch 1.13; pure Python, installed --no-deps).
- *   .cache/bench-paddle  venv with paddlepaddle 2.6.2 + paddleseg 2.8.0 (CPU wheels from PyPI), the versions the
- *                        loss fixtures were made with (lib/losses/README.md).
+ *   .cache/paddle        paddlepaddle 2.6.2 + paddleseg 2.8.0 (CPU wheels from PyPI, the versions the loss
+ *                        fixtures were made with): the set-up's `paddle` step (scripts/setup/paddle.ts), shared
+ *                        with the PaddleSeg tests, so there is one provisioning path.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { ensurePaddleEnv as provisionPaddle, PADDLE_VENV, paddlePython } from "../scripts/setup/paddle.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const OUT_DIR = join(ROOT, "bench", "out");
 
 export const TIMM_VERSION = "0.9.16";
-export const PADDLE_PINS = ["paddlepaddle==2.6.2", "paddleseg==2.8.0", "numpy<2"];
 const TORCH_VENV = join(ROOT, ".cache", "bench-torch");
-const PADDLE_VENV = join(ROOT, ".cache", "bench-paddle");
+/** The PaddleSeg venv (absolute), as the set-up step `paddle` makes it. */
+export const PADDLE_VENV_DIR = join(ROOT, PADDLE_VENV);
 
 export interface Stats {
   median: number;
@@ -227,52 +229,27 @@ export async function ensureTorchEnv(install: boolean): Promise<PyEnv> {
     : { note: "timm installed but `import torch, timm` fails in .cache/bench-torch" };
 }
 
-/** PaddlePaddle (CPU) + PaddleSeg in .cache/bench-paddle, installed from PyPI with `install` (about 1.3 GB). */
+/**
+ * PaddlePaddle (CPU) + PaddleSeg in .cache/paddle (scripts/setup/paddle.ts; `deno task test` installs it too).
+ * With `install`, a missing or outdated environment is installed (about 1.3 GB).
+ */
 export async function ensurePaddleEnv(install: boolean): Promise<PyEnv> {
-  const py = join(PADDLE_VENV, "bin", "python");
+  const py = paddlePython(ROOT);
   // cv2 first: importing paddle before cv2 segfaults in zlib (inflateReset2) with these wheels
   const probe = ["-c", "import cv2, paddle, paddleseg"];
-  if (existsSync(py) && await runOk(py, probe)) {
-    await cv2First(py);
-    return { python: py, note: "" };
+  if (!install) {
+    return existsSync(py) && await runOk(py, probe)
+      ? { python: py, note: "" }
+      : { note: "PaddleSeg unavailable (.cache/paddle missing; run with --install or `deno task setup`)" };
   }
-  if (!install) return { note: "PaddleSeg unavailable (.cache/bench-paddle missing; run with --install)" };
   try {
-    if (!existsSync(py)) {
-      await runStreaming("python3", ["-m", "venv", PADDLE_VENV], "creating .cache/bench-paddle");
-    }
-    await runStreaming(
-      py,
-      ["-m", "pip", "install", "--progress-bar", "on", ...PADDLE_PINS],
-      `installing ${PADDLE_PINS.join(" ")} into .cache/bench-paddle (about 1.3 GB)`,
-    );
+    await provisionPaddle(ROOT, (msg) => log(`[bench] ${msg}`));
   } catch (e) {
     return { note: `PaddleSeg could not be installed: ${(e as Error).message}` };
   }
-  await cv2First(py);
   return await runOk(py, probe)
     ? { python: py, note: "" }
-    : { note: "paddlepaddle installed but `import paddle, paddleseg` fails in .cache/bench-paddle" };
-}
-
-/**
- * Importing paddle before cv2 segfaults (zlib, inflateReset2) with these wheels, and PaddleSeg imports cv2
- * after paddle; a sitecustomize.py in the venv imports cv2 first for every script (bench/paddle_loss.py too).
- */
-async function cv2First(py: string): Promise<void> {
-  const r = await new Deno.Command(py, {
-    args: ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const site = new TextDecoder().decode(r.stdout).trim();
-  if (site) {
-    writeFileSync(
-      join(site, "sitecustomize.py"),
-      "# written by bench/_common.ts: cv2 before paddle, else paddle + paddleseg segfault on import\n" +
-        "try:\n    import cv2  # noqa: F401\nexcept Exception:\n    pass\n",
-    );
-  }
+    : { note: "paddlepaddle installed but `import cv2, paddle, paddleseg` fails in .cache/paddle" };
 }
 
 // ---------------------------------------------------------------------------------------------------------

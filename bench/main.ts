@@ -6,7 +6,7 @@
  * its baseline in the same run and prints the ratios. In "all" mode each runs in its own Deno process (the
  * native backend must load before anything touches WebGPU, and memory is returned between benchmarks), its
  * output is shown and kept in bench/out/<name>.log, and the first ones provision the Python baselines
- * (`--install`: timm into .cache/bench-torch, paddlepaddle + paddleseg into .cache/bench-paddle). Then
+ * (`--install`: timm into .cache/bench-torch, paddlepaddle + paddleseg into .cache/paddle). Then
  * bench/report.ts writes bench/RESULTS.md. `deno task bench report` rewrites it from the last results.
  */
 import { join } from "node:path";
@@ -43,7 +43,7 @@ if (first && !first.startsWith("-")) {
       args: ["run", "-A", join(root, "bench", "main.ts"), name, ...(argsFor[name] ?? [])],
       stdout: "piped",
       stderr: "inherit",
-      env: { PC_PADDLE_VENV: join(root, ".cache", "bench-paddle") },
+      env: { PC_PADDLE_VENV: join(root, ".cache", "paddle") },
     }).spawn();
     const log = await Deno.open(join(root, "bench", "out", `${name}.log`), {
       write: true,

@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tf } from "../lib/backend/tf.ts";
-import { fmtS, gb, machineInfo, OUT_DIR, ROOT } from "./_common.ts";
+import { fmtS, gb, machineInfo, OUT_DIR, PADDLE_VENV_DIR, ROOT } from "./_common.ts";
 import type { ConfigResult, OpTime } from "./train.ts";
 import type { EvalResult } from "./eval.ts";
 
@@ -178,7 +178,7 @@ export async function run(_args: string[] = []): Promise<string> {
     "-c",
     "import torch, timm; print('torch', torch.__version__, '/ timm', timm.__version__)",
   ]);
-  const paddleV = await version(join(ROOT, ".cache", "bench-paddle", "bin", "python"), [
+  const paddleV = await version(join(PADDLE_VENV_DIR, "bin", "python"), [
     "-c",
     "import cv2, paddle, paddleseg; print('paddlepaddle', paddle.__version__, '/ paddleseg', paddleseg.__version__)",
   ]);

@@ -42,9 +42,12 @@ export {
   loadPretrainedBytes,
   type LoadReport,
   loadWeights,
+  paddleStateDict,
+  savePdparams,
   saveWeights,
   WEIGHTS_FORMAT,
 } from "./weights.ts";
+export { encodePdparams } from "./io/pdparams.ts";
 export { parseWeightFile, readWeightBytes, readWeightFile, type WeightFile } from "./io/read.ts";
 export { PickleError, UnsafePickleError } from "./io/pickle.ts";
 export { encodeSafetensors, readSafetensors, writeSafetensors } from "./io/safetensors.ts";

@@ -11,12 +11,16 @@
  *   `hrnetv2_w48_imagenet_pretrained.pth`): only backbone tensors are expected, heads keep their init.
  * - `saveWeights` / `loadWeights`: our own format, safetensors with HWIO conv weights, model options and
  *   caller metadata as JSON in the header, written atomically.
+ * - `paddleStateDict` / `savePdparams`: the weights as PaddleSeg's `model.state_dict()` (same names, OIHW
+ *   conv weights, BN running statistics, float32) and as a `.pdparams` that `paddle.load` reads.
  */
 import { tf } from "../backend/tf.ts";
 import { paramGroup, type SegModel } from "./contrast.ts";
 import { parseWeightFile, readWeightBytes, readWeightFile, type WeightFile } from "./io/read.ts";
+import { encodePdparams } from "./io/pdparams.ts";
 import { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
 import { type RawTensor, toFloat32, WeightFileError } from "./io/tensor.ts";
+import { writeFileAtomic } from "../util/fs.ts";
 import { numel, type Param } from "./params.ts";
 
 /**
@@ -296,6 +300,47 @@ export async function exportWeights(model: SegModel): Promise<Map<string, RawTen
     });
   }
   return out;
+}
+
+/** HWIO [kh, kw, cin, cout] float32 bytes -> OIHW [cout, cin, kh, kw]. */
+function hwioToOihw(values: Float32Array, [kh, kw, cin, cout]: number[]): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < cin; i++) {
+        const src = ((y * kw + x) * cin + i) * cout;
+        for (let o = 0; o < cout; o++) out[((o * cin + i) * kh + y) * kw + x] = values[src + o];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The model's weights as PaddleSeg's `model.state_dict()`: PaddleSeg names, Paddle layouts (conv weights
+ * OIHW), float32, BN running mean/variance included, in parameter order.
+ */
+export async function paddleStateDict(model: SegModel): Promise<Map<string, RawTensor>> {
+  const out = new Map<string, RawTensor>();
+  for (const p of model.store.params) {
+    let values = (await p.value.data()) as Float32Array;
+    let shape = p.spec.shape;
+    if (p.spec.role === "conv_weight") {
+      values = hwioToOihw(values, shape);
+      shape = [shape[3], shape[2], shape[0], shape[1]];
+    }
+    out.set(p.spec.name, {
+      dtype: "float32",
+      shape: [...shape],
+      data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+    });
+  }
+  return out;
+}
+
+/** Writes `tensors` (e.g. `paddleStateDict(model)`) as a PaddleSeg `.pdparams`, atomically. */
+export async function savePdparams(path: string, tensors: Map<string, RawTensor>): Promise<void> {
+  await writeFileAtomic(path, encodePdparams(tensors));
 }
 
 /**

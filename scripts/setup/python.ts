@@ -11,12 +11,12 @@ import type { SetupContext, SetupStep } from "./steps.ts";
 
 const STAMP = ".pc-setup-stamp.json";
 
-async function sha256(text: string): Promise<string> {
+export async function sha256(text: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function output(cmd: string, args: string[]): Promise<{ ok: boolean; text: string }> {
+export async function output(cmd: string, args: string[]): Promise<{ ok: boolean; text: string }> {
   try {
     const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
     const dec = new TextDecoder();
@@ -27,7 +27,7 @@ async function output(cmd: string, args: string[]): Promise<{ ok: boolean; text:
 }
 
 /** Runs a command, passing progress lines to `log`; throws with the output's tail on failure. */
-async function streamed(
+export async function streamed(
   cmd: string,
   args: string[],
   cwd: string,

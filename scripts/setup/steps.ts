@@ -4,6 +4,7 @@ import { nativeStep } from "./native.ts";
 import { datasetStep } from "./dataset.ts";
 import { browserStep } from "./browser.ts";
 import { vulkanStep } from "./vulkan.ts";
+import { paddleStep } from "./paddle.ts";
 
 export interface SetupContext {
   root: string;
@@ -22,4 +23,4 @@ export interface SetupStep {
   run: (ctx: SetupContext) => Promise<boolean>;
 }
 
-export const steps: SetupStep[] = [pythonStep, nativeStep, datasetStep, browserStep, vulkanStep];
+export const steps: SetupStep[] = [pythonStep, nativeStep, datasetStep, browserStep, vulkanStep, paddleStep];
