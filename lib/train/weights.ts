@@ -1,11 +1,19 @@
 /**
  * `--model_path` as PaddleSeg's val.py/predict.py take it: one of our checkpoint folders (`iter_N`,
- * `best_model`), our `model.safetensors`, or foreign whole-model weights (PaddleSeg `.pdparams`, PyTorch
- * `.pth`, `.safetensors`) matched by name. Errors name the path.
+ * `best_model`), a PaddleSeg output folder (`iter_N/` or `best_model/` holding `model.pdparams`), our
+ * `model.safetensors`, or foreign whole-model weights (PaddleSeg `.pdparams`, PyTorch `.pth`,
+ * `.safetensors`) matched by name. Errors name the path.
+ *
+ * Foreign weights print the import report ("matched N/M tensors ...", then missing, mis-shaped and
+ * unexpected tensors by name). A PaddleSeg folder is a whole checkpoint: every tensor of the model must
+ * match (a missing or mis-shaped one fails, named); a bare weights file must match `minMatchedShare` of
+ * the parameters (the config's `model.pretrained_min_match`).
  */
 import { basename, dirname, join } from "node:path";
 import { loadPretrained, loadWeights, type SegModel, WEIGHTS_FORMAT } from "../models/mod.ts";
 import { findCheckpoint } from "./checkpoint.ts";
+
+const isFile = (p: string) => Deno.stat(p).then((s) => s.isFile, () => false);
 
 export async function loadModelPath(
   model: SegModel,
@@ -21,16 +29,26 @@ export async function loadModelPath(
   }
   const stat = await Deno.stat(path).catch(() => null);
   if (!stat) throw new Error(`--model_path '${path}' does not exist`);
-  const file = stat.isDirectory ? join(path, "model.safetensors") : path;
-  if (stat.isDirectory && !(await Deno.stat(file).catch(() => null))) {
-    throw new Error(
-      `--model_path '${path}' is a folder without model.safetensors (expected iter_N or best_model)`,
-    );
+  let file = path;
+  let minMatchedShare = o.minMatchedShare ?? 1;
+  if (stat.isDirectory) {
+    const ours = join(path, "model.safetensors");
+    const paddle = join(path, "model.pdparams");
+    if (await isFile(ours)) file = ours;
+    else if (await isFile(paddle)) {
+      file = paddle;
+      minMatchedShare = 1;
+    } else {
+      throw new Error(
+        `--model_path '${path}' is a folder without model.safetensors (ours: iter_N, best_model) or ` +
+          "model.pdparams (PaddleSeg's iter_N, best_model)",
+      );
+    }
   }
   if (await isOurWeights(file)) {
     await loadWeights(model, file);
   } else {
-    await loadPretrained(model, file, { scope: "full", minMatchedShare: o.minMatchedShare ?? 1, log: o.log });
+    await loadPretrained(model, file, { scope: "full", minMatchedShare, log: o.log });
   }
   return file;
 }
