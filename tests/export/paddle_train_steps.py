@@ -1,0 +1,60 @@
+"""PaddleSeg's side of the agreement tests (tests/export/paddleseg_test.ts), on an exported folder.
+
+Builds everything from DIR/config.yml with `Config` + `SegBuilder` (the model starts from model.pretrained,
+i.e. DIR/model.pdparams) and runs STEPS training steps exactly as `paddleseg.core.train` does one:
+forward in train mode, `loss_computation`, sum, backward, optimizer.step, lr_scheduler.step,
+clear_gradients. Batches are fixed instead of shuffled: step k uses images 2k mod n and 2k+1 mod n of
+the train dataset in its (sorted) order, so the caller can feed ours the same ones.
+
+PaddleSeg's anchor sampler draws with `paddle.randperm`; it is replaced by the identity (the first k hard
+and easy pixels), as in tests/fixtures/paddle_loss/make_fixture.py, so that our sampler with
+`draw: "identity"` picks the same anchors.
+
+    python paddle_train_steps.py DIR STEPS   -> one JSON line: per step the coef-weighted loss terms
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "paddleseg"))
+import _compat  # noqa: E402,F401  (cv2 before paddle)
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+from paddleseg.core.train import loss_computation  # noqa: E402
+from paddleseg.cvlibs import Config, SegBuilder  # noqa: E402
+from paddleseg.models.losses import pixel_contrast_cross_entropy_loss as pcl  # noqa: E402
+
+
+def main():
+    out_dir, steps = sys.argv[1], int(sys.argv[2])
+    paddle.set_device("cpu")
+    pcl.paddle.randperm = lambda n, dtype="int64", name=None: paddle.arange(n, dtype=dtype)
+    cfg = Config(os.path.join(out_dir, "config.yml"))
+    builder = SegBuilder(cfg)
+    model, losses, opt = builder.model, builder.loss, builder.optimizer
+    ds = builder.train_dataset
+    n, bs = len(ds), cfg.batch_size
+    model.train()
+    out = {"images": [os.path.basename(p[0]) for p in ds.file_list], "steps": []}
+    for k in range(steps):
+        items = [ds[(bs * k + j) % n] for j in range(bs)]
+        images = paddle.to_tensor(np.stack([it["img"] for it in items]))
+        labels = paddle.to_tensor(np.stack([it["label"] for it in items]).astype("int64"))
+        if labels.ndim == 4:
+            labels = labels.squeeze(1)
+        logits_list = model(images)
+        loss_list = loss_computation(logits_list, labels, None, losses)
+        loss = sum(loss_list)
+        lr = float(opt.get_lr())
+        loss.backward()
+        opt.step()
+        opt._learning_rate.step()
+        model.clear_gradients()
+        out["steps"].append({"terms": [float(t) for t in loss_list], "total": float(loss),
+                             "lr": lr})
+    out["coef"] = [float(c) for c in losses["coef"]]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
