@@ -113,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
       title: s.title,
       layers: [layer],
       load: async () => {
-        const { model, file } = await loadTrainedModel(s.config, s.path);
+        const { model, file } = await loadTrainedModel(s.config, s.path, (line) => console.log(line));
         if (model.numClasses !== ds.numClasses) {
           model.dispose();
           throw new Error(

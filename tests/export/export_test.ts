@@ -370,3 +370,51 @@ Deno.test("train-id labels: written beside the label ids with the official table
   assert(err.includes(`${stem3}_gtFine_labelTrainIds.png' exists`), err);
   assert(!(await Deno.stat(outside).then(() => true, () => false)), "nothing written through the link");
 });
+
+Deno.test("the way back: a PaddleSeg folder whose model.pdparams lacks a tensor or holds a mis-shaped one fails naming both", async () => {
+  const dir = await tmpDir("pc-export-back-");
+  const config = await loadConfig("configs/tests/tiny_contrast_synthetic.yml");
+  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 19, projDim: 16 }, new Rng(1));
+  const state = paddleStateDict(model);
+  model.dispose();
+  const missing = "backbone.conv_layer1_2._batch_norm._variance";
+  const misShaped = "cls_head.2.weight";
+  assert(state.delete(missing), "the tensor exists");
+  const w = state.get(misShaped)!;
+  state.set(misShaped, {
+    ...w,
+    shape: [w.shape[0] - 1, ...w.shape.slice(1)],
+    data: w.data.slice(0, -4 * w.shape[1]),
+  });
+  const folder = join(dir, "best_model");
+  await Deno.mkdir(folder);
+  await Deno.writeFile(join(folder, "model.pdparams"), encodePdparams(state));
+  const val = async (modelPath: string) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "lib/cli/val.ts",
+        "--config",
+        "configs/tests/tiny_contrast_synthetic.yml",
+        "--model_path",
+        modelPath,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+  };
+  assertEquals(config.model.pretrained_min_match, 0.9);
+  // the folder is a whole checkpoint: everything must match
+  const strict = await val(folder);
+  assertEquals(strict.code, 1, strict.out);
+  assert(strict.out.includes(`missing (1): ${missing}`), strict.out);
+  assert(strict.out.includes(`shape mismatch (1): ${misShaped} (file '${misShaped}'`), strict.out);
+  assert(/matched \d+\/\d+ tensors/.test(strict.out) && !strict.out.includes("[EVAL"), strict.out);
+  // a bare weights file: the same report, then the config's pretrained_min_match decides
+  const lenient = await val(join(folder, "model.pdparams"));
+  assert(lenient.out.includes(`missing (1): ${missing}`), lenient.out);
+  assert(lenient.out.includes(`shape mismatch (1): ${misShaped}`), lenient.out);
+});

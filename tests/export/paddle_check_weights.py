@@ -4,10 +4,10 @@
    datasets (each is built here);
 2. `paddle.load(DIR/model.pdparams)` + `model.set_state_dict` match every key: no missing, no unexpected,
    same shapes, float32, and the model's tensors afterwards equal the file's exactly (BN statistics too);
-3. the eval-mode logits of the model on INPUT (float32 NCHW) are written to OUT_LOGITS for the caller to
-   compare with ours.
+3. the eval-mode logits of the model on INPUT (float32 NCHW) are written to DIR/paddle_logits.f32 for the
+   caller to compare with ours.
 
-    python paddle_check_weights.py DIR INPUT N C H W OUT_LOGITS   -> one JSON line on stdout
+    python paddle_check_weights.py INPUT N C H W DIR [DIR ...]   -> one JSON line: a report per DIR
 """
 import json
 import os
@@ -20,9 +20,7 @@ import paddle  # noqa: E402
 from paddleseg.cvlibs import Config, SegBuilder  # noqa: E402
 
 
-def main():
-    out_dir, inp, n, c, h, w, out_logits = sys.argv[1:8]
-    paddle.set_device("cpu")
+def check(out_dir, x):
     cfg = Config(os.path.join(out_dir, "config.yml"))
     pretrained = cfg.dic["model"].pop("pretrained", None)  # loaded explicitly below, strictly
     builder = SegBuilder(cfg)
@@ -44,18 +42,24 @@ def main():
     after = model.state_dict()
     differ = [k for k in file_keys & model_keys
               if k not in shapes and not np.array_equal(after[k].numpy(), state[k].numpy())]
-    x = np.fromfile(inp, dtype="<f4").reshape(int(n), int(c), int(h), int(w))
     model.eval()
     with paddle.no_grad():
         logits = model(paddle.to_tensor(x))[0].numpy()
-    logits.astype("<f4").tofile(out_logits)
-    print(json.dumps({
+    logits.astype("<f4").tofile(os.path.join(out_dir, "paddle_logits.f32"))
+    return {
         "pretrained": pretrained, "built": built, "tensors": len(file_keys), "model_tensors": len(model_keys),
         "missing": sorted(missing), "unexpected": sorted(unexpected), "shape_mismatch": sorted(shapes),
         "value_mismatch": sorted(differ), "dtypes": dtypes,
         "bn_stats": sum(1 for k in file_keys if k.endswith("._mean") or k.endswith("._variance")),
         "logits_shape": list(logits.shape),
-    }))
+    }
+
+
+def main():
+    inp, n, c, h, w = sys.argv[1:6]
+    paddle.set_device("cpu")
+    x = np.fromfile(inp, dtype="<f4").reshape(int(n), int(c), int(h), int(w))
+    print(json.dumps({"reports": [check(d, x) for d in sys.argv[6:]]}))
 
 
 if __name__ == "__main__":

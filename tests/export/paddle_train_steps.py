@@ -10,7 +10,12 @@ PaddleSeg's anchor sampler draws with `paddle.randperm`; it is replaced by the i
 and easy pixels), as in tests/fixtures/paddle_loss/make_fixture.py, so that our sampler with
 `draw: "identity"` picks the same anchors.
 
-    python paddle_train_steps.py DIR STEPS   -> one JSON line: per step the coef-weighted loss terms
+With `eval` as third argument, BatchNorm runs on its running statistics (model.eval(), so also no
+dropout and no projection head) and the loss is the CE term alone: BN on batch statistics makes the
+first steps chaotic (a 1e-7 nudge of the weights moves PaddleSeg's own loss curve by ~1e-3 within a few
+steps), which would hide the comparison under round-off.
+
+    python paddle_train_steps.py DIR STEPS [train|eval]   -> one JSON line: per step the weighted terms
 """
 import json
 import os
@@ -27,6 +32,7 @@ from paddleseg.models.losses import pixel_contrast_cross_entropy_loss as pcl  # 
 
 def main():
     out_dir, steps = sys.argv[1], int(sys.argv[2])
+    bn = sys.argv[3] if len(sys.argv) > 3 else "train"
     paddle.set_device("cpu")
     pcl.paddle.randperm = lambda n, dtype="int64", name=None: paddle.arange(n, dtype=dtype)
     cfg = Config(os.path.join(out_dir, "config.yml"))
@@ -34,7 +40,7 @@ def main():
     model, losses, opt = builder.model, builder.loss, builder.optimizer
     ds = builder.train_dataset
     n, bs = len(ds), cfg.batch_size
-    model.train()
+    model.train() if bn == "train" else model.eval()
     out = {"images": [os.path.basename(p[0]) for p in ds.file_list], "steps": []}
     for k in range(steps):
         items = [ds[(bs * k + j) % n] for j in range(bs)]
@@ -43,7 +49,10 @@ def main():
         if labels.ndim == 4:
             labels = labels.squeeze(1)
         logits_list = model(images)
-        loss_list = loss_computation(logits_list, labels, None, losses)
+        if bn == "train":
+            loss_list = loss_computation(logits_list, labels, None, losses)
+        else:  # eval mode: [logits] only; the CE term
+            loss_list = [losses["coef"][0] * losses["types"][0](logits_list[0], labels)]
         loss = sum(loss_list)
         lr = float(opt.get_lr())
         loss.backward()
