@@ -76,6 +76,14 @@ export async function exportToPaddleSeg(o: ExportOptions): Promise<ExportResult>
       if (ds?.type !== "SyntheticCityscapes") continue;
       await ensureSyntheticCityscapes({ ...ds, progress: false });
     }
+    if (!d.synthetic && !existsSync(d.root)) {
+      // exported where the data is not (e.g. for a GPU machine): PaddleSeg's Cityscapes will need them there
+      t.notes.push(
+        `${d.key}.dataset_root ${d.root} is not here: PaddleSeg reads gtFine/${d.mode}/*/*_gtFine_labelTrainIds.png ` +
+          "there (export there with --write_train_ids, or run cityscapesScripts' createTrainIdLabelImgs)",
+      );
+      continue;
+    }
     const r = await ensureTrainIds(d.root, d.mode as "train" | "val" | "test", {
       write: d.synthetic || o.writeTrainIds === true,
       log,
