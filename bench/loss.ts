@@ -6,7 +6,7 @@
  * embeddings), at the reference's per-GPU size: batch 2, 19 classes, 128x256 embeddings (512x1024 labels),
  * D 720 (REPRO) and 256 (TORCH). Beside it, in the same run, PaddleSeg's PixelContrastCrossEntropyLoss on
  * CPU (bench/paddle_loss.py) when a Python with paddlepaddle + paddleseg is found: $PC_PADDLE_VENV, else
- * the project's .venv. Both sides use the same label maps and predictions (written to bench/out/).
+ * .cache/paddle (the set-up step `paddle`). Both sides use the same label maps and predictions (written to bench/out/).
  * PaddleSeg takes tens of seconds per call on a small CPU (its index_select kernels dominate), hence its
  * own, smaller iteration count.
  */
@@ -17,6 +17,7 @@ import { labelsAndPredictions } from "../lib/losses/labels.ts";
 import { sampleHardAnchors } from "../lib/losses/sampler.ts";
 import { pixelContrastLoss } from "../lib/losses/pixel_contrast.ts";
 import { Tape } from "../lib/backend/tape.ts";
+import { PADDLE_VENV_DIR } from "./_common.ts";
 
 const N = 2, C = 19, h = 128, w = 256, H = 4 * h, W = 4 * w;
 
@@ -69,7 +70,7 @@ function median(xs: number[]): number {
 }
 
 async function paddleBaseline(inputsPath: string, dims: number[], iters: number, warmup: number) {
-  const venv = Deno.env.get("PC_PADDLE_VENV") ?? ".venv";
+  const venv = Deno.env.get("PC_PADDLE_VENV") ?? PADDLE_VENV_DIR;
   const python = `${venv}/bin/python`;
   try {
     await Deno.stat(python);
