@@ -123,14 +123,14 @@ export async function exportToPaddleSeg(o: ExportOptions): Promise<ExportResult>
         source = [o.config.model.backbone.pretrained, o.config.model.pretrained].filter(Boolean).join(" + ") +
           " (+ our initialisation of the rest)";
       }
-      const state = paddleStateDict(model);
+      const state = await paddleStateDict(model);
       if (t.ceTwin) {
         // the exported HRNetW48Contrast needs a projection head: ours, seeded (weighted 0 by the loss)
         extra = buildModel(
           { ...modelOptionsFromConfig(o.config.model), type: "HRNetW48Contrast", projDim: CE_TWIN_PROJ_DIM },
           new Rng(o.config.seed).fork("init"),
         );
-        for (const [k, v] of paddleStateDict(extra)) if (k.startsWith("proj_head.")) state.set(k, v);
+        for (const [k, v] of await paddleStateDict(extra)) if (k.startsWith("proj_head.")) state.set(k, v);
       }
       await savePdparams(pdparams, state);
       tensors = state.size;

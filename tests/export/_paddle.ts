@@ -13,7 +13,7 @@ import { datasetFromConfig, lossFromConfig, modelFromConfig } from "../../lib/tr
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { polyLr } from "../../lib/train/schedule.ts";
 import { batchTensors, type MicroBatch, trainStep } from "../../lib/train/step.ts";
-import { segmentationLoss } from "../../lib/losses/mod.ts";
+import { crossEntropyLoss } from "../../lib/losses/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { paddlePython } from "../../scripts/setup/paddle.ts";
 
@@ -175,23 +175,22 @@ export async function ourSteps(
       warmupStartLr: s.warmup_start_lr,
     });
     if (bn === "eval") {
-      // BN on its running statistics (inference mode): CE only, as paddle_train_steps.py --bn eval
+      // BN on its running statistics (inference mode): CE only, as paddle_train_steps.py ... eval
       const { x, y } = batchTensors(batches[k % batches.length]);
       const { value, grads } = model.variableGrads(() => {
         const o = model.forward(x, { training: false, embed: false });
-        return segmentationLoss({ logitsUp: o.logitsUp, labels: y }, loss, { iter: k, diagnostics: false })
-          .total;
+        return tf.mul(crossEntropyLoss(o.logitsUp, y, loss.ce), loss.coef[0]) as tf.Scalar;
       });
       x.dispose();
       y.dispose();
-      const total = value.dataSync()[0];
+      const total = (await value.data())[0];
       value.dispose();
       optimizer.step(model.trainableWeights(), grads, lr);
       for (const g of Object.values(grads)) g.dispose();
       out.push({ ce: total / loss.coef[0], contrast: 0, total, lr, anchors: 0 });
       continue;
     }
-    const r = trainStep([batches[k % batches.length]], {
+    const r = await trainStep([batches[k % batches.length]], {
       model,
       optimizer,
       loss,

@@ -71,7 +71,7 @@ Deno.test("PyYAML writer: floats keep a '.' and a signed exponent, strings are q
 Deno.test(".pdparams writer: our reader gets every tensor back under PaddleSeg names, OIHW, BN statistics included", async () => {
   const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 4 }, new Rng(3));
   try {
-    const state = paddleStateDict(model);
+    const state = await paddleStateDict(model);
     assertEquals(state.size, model.store.params.length);
     const bytes = encodePdparams(state);
     assertEquals([bytes[0], bytes[1]], [0x80, 4], "pickle protocol 4");
@@ -91,7 +91,7 @@ Deno.test(".pdparams writer: our reader gets every tensor back under PaddleSeg n
     }
     const mean = model.store.params.find((p) => p.spec.role === "bn_mean")!;
     mean.value.assign(tf.fill(mean.spec.shape, 0.25));
-    const again = await parseWeightFile(encodePdparams(paddleStateDict(model)), "y.pdparams");
+    const again = await parseWeightFile(encodePdparams(await paddleStateDict(model)), "y.pdparams");
     assert(new Float32Array(again.tensors.get(mean.spec.name)!.data.slice().buffer).every((v) => v === 0.25));
   } finally {
     model.dispose();
@@ -375,7 +375,7 @@ Deno.test("the way back: a PaddleSeg folder whose model.pdparams lacks a tensor 
   const dir = await tmpDir("pc-export-back-");
   const config = await loadConfig("configs/tests/tiny_contrast_synthetic.yml");
   const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 19, projDim: 16 }, new Rng(1));
-  const state = paddleStateDict(model);
+  const state = await paddleStateDict(model);
   model.dispose();
   const missing = "backbone.conv_layer1_2._batch_norm._variance";
   const misShaped = "cls_head.2.weight";
