@@ -4,13 +4,14 @@
  *
  * Writes DIR/config.yml (PaddleSeg 2.8), DIR/model.pdparams (with weights) and DIR/README.md, and prints
  * the commands to train on PaddleSeg's distributed engine and to come back (lib/export). A key PaddleSeg
- * cannot express stops the export with the key named (exit 2); nothing is written then.
+ * cannot express stops the export with the key named (exit 2, as a config error); nothing is written then.
+ * A wrong command line (no --config / --out, another --to, a non-empty --out) exits 2 too.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { configFlagsHelp, loadConfig, parseConfigArgs } from "../config/mod.ts";
 import { initBackend, resolveBackendRequest } from "../backend/mod.ts";
 import { ExportRefusedError, exportToPaddleSeg } from "../export/mod.ts";
-import { runCli } from "./common.ts";
+import { runCli, UsageError } from "./common.ts";
 
 const USAGE = "usage: deno task export --config FILE [--model_path P] --to paddleseg --out DIR " +
   "[--write_train_ids] [--overwrite] [--opts key=value ...]";
@@ -37,16 +38,16 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`${USAGE}\n\n${configFlagsHelp()}`);
     return 0;
   }
-  if (!args.config) throw new Error(`--config is required\n${USAGE}`);
+  if (!args.config) throw new UsageError(`--config is required\n${USAGE}`);
   if (args.extra.to !== "paddleseg") {
-    throw new Error(
+    throw new UsageError(
       `--to must be paddleseg (got ${args.extra.to === undefined ? "nothing" : `'${args.extra.to}'`})`,
     );
   }
   const out = args.extra.out as string | undefined;
-  if (!out) throw new Error(`--out is required\n${USAGE}`);
+  if (!out) throw new UsageError(`--out is required\n${USAGE}`);
   if (existsSync(out) && readdirSync(out).length > 0 && !args.extra.overwrite) {
-    throw new Error(
+    throw new UsageError(
       `--out '${out}' is not empty (an earlier export, whose PaddleSeg run in ${out}/output would no longer ` +
         "match): choose another folder, or pass --overwrite",
     );

@@ -312,11 +312,11 @@ Deno.test("deno task export: a refused config exits 2 naming the keys and writes
   await Deno.mkdir(out);
   await Deno.writeTextFile(join(out, "config.yml"), "# an earlier export\n");
   const busy = await cli(["--config", TINY_PADDLE, "--to", "paddleseg", "--out", out]);
-  assertEquals(busy.code, 1, busy.out);
+  assertEquals(busy.code, 2, busy.out);
   assert(busy.out.includes(`--out '${out}' is not empty`), busy.out);
   assertEquals(await Deno.readTextFile(join(out, "config.yml")), "# an earlier export\n");
   const to = await cli(["--config", TINY_PADDLE, "--to", "mmseg", "--out", join(dir, "y")]);
-  assertEquals(to.code, 1);
+  assertEquals(to.code, 2);
   assert(to.out.includes("--to must be paddleseg (got 'mmseg')"), to.out);
 });
 

@@ -24,7 +24,7 @@ import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { type Config, loadConfig } from "../../lib/config/mod.ts";
 import { exportToPaddleSeg } from "../../lib/export/mod.ts";
-import { executeNotebook } from "../../lib/cli/nb_check.ts";
+import { executeNotebook } from "../../notebooks/tools/run_notebook.ts";
 import { loadModelPath } from "../../lib/train/weights.ts";
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import {
