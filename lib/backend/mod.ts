@@ -15,6 +15,7 @@ import { registerResizeBilinearGrad } from "./resize_grad.ts";
 import { registerMissingGradients } from "./gradients.ts";
 import { registerNativeKernelFixes } from "./native_kernels.ts";
 import { registerFusedGradients, registerNativeFusedKernels } from "./native_fused.ts";
+import { registerNativeBf16Kernels } from "./native_bf16.ts";
 import { installBackpropMemoryRelease } from "./backprop_memory.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "webgpu" | "cpu";
@@ -260,8 +261,8 @@ const fixedResize = new Set<string>();
  * Kernel and gradient fixes every backend gets, once its package has registered its own kernels: the
  * ResizeBilinearGrad that honours halfPixelCenters (./resize_grad.ts), the gradients TF.js lacks
  * (./gradients.ts), early freeing in the backward pass (./backprop_memory.ts), an output-saving Relu gradient and,
- * on tensorflow, conv backprops with explicit padding (./native_kernels.ts) and fused BatchNorm/ReluGrad
- * kernels (./native_fused.ts).
+ * on tensorflow, conv backprops with explicit padding (./native_kernels.ts), fused BatchNorm/ReluGrad
+ * kernels (./native_fused.ts) and the bf16 wrappers of the conv and matmul kernels (./native_bf16.ts).
  */
 function patchBackend(name: BackendName): void {
   registerMissingGradients();
@@ -280,6 +281,7 @@ function patchBackend(name: BackendName): void {
   if (name === "tensorflow") {
     registerNativeKernelFixes();
     if (perf) registerNativeFusedKernels();
+    registerNativeBf16Kernels(); // wraps the fixed conv kernels: after registerNativeKernelFixes
   }
   if (!fixedResize.has(name)) {
     registerResizeBilinearGrad(name);

@@ -23,6 +23,7 @@
  * ./backprop_memory.ts does; `Tape` checks them on first use.
  */
 import { tf } from "./tf.ts";
+import { type Precision, withComputePrecision } from "./native_bf16.ts";
 
 interface TapeNode {
   saved?: tf.Tensor[];
@@ -44,6 +45,12 @@ function engineState(): EngineState {
 export class Tape {
   #nodes: TapeNode[] = [];
   #closed = false;
+  /** Compute precision of the convolutions and matmuls its pieces record (./native_bf16.ts). */
+  readonly precision: Precision;
+
+  constructor(opts: { precision?: Precision } = {}) {
+    this.precision = opts.precision ?? "fp32";
+  }
 
   /** Number of recorded operations (tests). */
   get size(): number {
@@ -63,7 +70,7 @@ export class Tape {
     state.activeTape = [];
     state.gradientDepth = 1;
     try {
-      return tf.tidy(f);
+      return withComputePrecision(this.precision, () => tf.tidy(f));
     } finally {
       state.gradientDepth = 0;
       const nodes = state.activeTape ?? [];

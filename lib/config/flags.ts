@@ -11,15 +11,18 @@ import { annotate, type Seg } from "./tree.ts";
 import { ConfigError, suggest } from "./errors.ts";
 import { type Override, parseOverrides } from "./overrides.ts";
 import { applyOverrides, validateTree } from "./validate.ts";
-import { type BackendChoice, BACKENDS, type Config } from "./schema.ts";
+import { type BackendChoice, BACKENDS, type Config, type PrecisionChoice, PRECISIONS } from "./schema.ts";
 
-type Kind = "int" | "number" | "string" | "bool" | "pair" | "numbers" | "backend";
+type Kind = "int" | "number" | "string" | "bool" | "pair" | "numbers" | "choice";
 
 interface FlagSpec {
   path: Seg[];
   kind: Kind;
   doc: string;
   aliases?: string[];
+  /** kind "choice": the accepted values, and what one is called in the error message. */
+  choices?: readonly string[];
+  noun?: string;
 }
 
 /** Flag name -> config key. Names follow PaddleSeg's scripts. */
@@ -27,7 +30,20 @@ export const CONFIG_FLAGS = {
   iters: { path: ["iters"], kind: "int", doc: "optimizer steps" },
   batch_size: { path: ["batch_size"], kind: "int", doc: "images per micro-batch" },
   learning_rate: { path: ["lr_scheduler", "learning_rate"], kind: "number", doc: "base learning rate" },
-  backend: { path: ["backend"], kind: "backend", doc: `TensorFlow.js backend: ${BACKENDS.join("|")}` },
+  backend: {
+    path: ["backend"],
+    kind: "choice",
+    choices: BACKENDS,
+    noun: "backend",
+    doc: `TensorFlow.js backend: ${BACKENDS.join("|")}`,
+  },
+  precision: {
+    path: ["train", "precision"],
+    kind: "choice",
+    choices: PRECISIONS,
+    noun: "precision",
+    doc: `compute precision of convolutions and matmuls: ${PRECISIONS.join("|")}`,
+  },
   seed: { path: ["seed"], kind: "int", doc: "random seed" },
   save_dir: { path: ["train", "save_dir"], kind: "string", doc: "output folder" },
   log_iters: {
@@ -62,6 +78,7 @@ export interface CliFlags {
   batch_size?: number;
   learning_rate?: number;
   backend?: BackendChoice;
+  precision?: PrecisionChoice;
   seed?: number;
   save_dir?: string;
   log_iters?: number;
@@ -215,12 +232,12 @@ export function parseConfigArgs(
         case "string":
           flags[name] = takeOne(rawName, inline);
           break;
-        case "backend": {
-          const v = takeOne(rawName, inline);
-          if (!(BACKENDS as readonly string[]).includes(v)) {
+        case "choice": {
+          const v = takeOne(rawName, inline), choices = spec.choices!;
+          if (!choices.includes(v)) {
             throw argError(
               rawName,
-              `unknown backend '${v}'${suggest(v, BACKENDS)}; expected one of: ${BACKENDS.join(", ")}`,
+              `unknown ${spec.noun} '${v}'${suggest(v, choices)}; expected one of: ${choices.join(", ")}`,
             );
           }
           flags[name] = v;
@@ -268,7 +285,7 @@ export function configFlagsHelp(): string {
   ];
   for (const [name, spec] of Object.entries(CONFIG_FLAGS) as [FlagName, FlagSpec][]) {
     const arg =
-      { int: " N", number: " X", string: " S", bool: "", pair: " W H", numbers: " X [X ...]", backend: " B" }[
+      { int: " N", number: " X", string: " S", bool: "", pair: " W H", numbers: " X [X ...]", choice: " V" }[
         spec.kind
       ];
     const al = spec.aliases?.length ? ` (or --${spec.aliases.join(", --")})` : "";

@@ -26,6 +26,9 @@ import {
 
 export const BACKENDS = ["auto", "tensorflow", "wasm", "webgpu", "cpu"] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
+/** `train.precision` (PaddleSeg's `--precision`): see lib/backend/native_bf16.ts. */
+export const PRECISIONS = ["fp32", "bf16", "auto"] as const;
+export type PrecisionChoice = (typeof PRECISIONS)[number];
 
 /**
  * Channels of the HRNetV2 representation (the four branches concatenated at stride 4) per backbone,
@@ -367,6 +370,10 @@ const trainSchema = z.strictObject({
   ),
   recompute: z.boolean().default(false).describe(
     "gradient checkpointing of the backbone: about half the training memory for ~1.5x the time",
+  ),
+  precision: z.enum(PRECISIONS).default("fp32").describe(
+    "convolutions and matmuls in fp32, or bf16 (native backend on a CPU with AVX512-BF16/AMX; weights, " +
+      "BatchNorm, loss and optimizer stay fp32); auto = bf16 where supported, else fp32",
   ),
   log_iters: posInt().default(10).describe("log every N iterations"),
   save_interval: posInt().default(1000).describe(

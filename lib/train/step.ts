@@ -15,6 +15,7 @@
  */
 import { tf } from "../backend/tf.ts";
 import { Tape } from "../backend/tape.ts";
+import { type Precision, withComputePrecision } from "../backend/native_bf16.ts";
 import type { SegModel, SegOutputs } from "../models/mod.ts";
 import {
   type LossDiagnostics,
@@ -51,6 +52,11 @@ export interface StepContext {
   gradientShare?: boolean;
   /** Gradient checkpointing of the backbone (less memory, more time). */
   recompute?: boolean;
+  /**
+   * Compute precision of convolutions and matmuls in the forward and backward pass (default fp32); bf16 needs
+   * the native backend (see `resolvePrecision`). Weights, gradients, BN, loss and the update stay fp32.
+   */
+  precision?: Precision;
 }
 
 export interface StepResult {
@@ -177,7 +183,10 @@ async function microBatchGrads(
   scale: number,
 ): Promise<{ value: tf.Scalar; grads: Record<string, tf.Tensor>; loss: SegLossResult }> {
   const { x, y } = batchTensors(mb);
-  const tape = new Tape();
+  // every piece recorded on the tape (the forward, the loss's differentiable parts) and the backward run in
+  // the step's precision; the read-backs in between do not need it
+  const precision = ctx.precision ?? "fp32";
+  const tape = new Tape({ precision });
   let out: SegOutputs | null = null;
   let r: SegLossResult | null = null;
   let total: tf.Scalar | null = null, scaled: tf.Scalar | null = null, value: tf.Scalar | null = null;
@@ -204,7 +213,7 @@ async function microBatchGrads(
     );
     const t = total = r.total;
     if (scale !== 1) scaled = tape.record(() => tf.mul(t, scale) as tf.Scalar);
-    const g = ctx.model.variableGrads(() => tape.replay(scaled ?? t));
+    const g = withComputePrecision(precision, () => ctx.model.variableGrads(() => tape.replay(scaled ?? t)));
     value = g.value;
     const loss = r;
     r = null; // the caller owns its values now

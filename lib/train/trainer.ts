@@ -11,6 +11,7 @@
 import { join } from "node:path";
 import { tf } from "../backend/tf.ts";
 import { type BackendInfo, type BackendRequest, initBackend } from "../backend/mod.ts";
+import { type Precision, resolvePrecision } from "../backend/native_bf16.ts";
 import { type Config, configDiff, configToYaml, loadConfigText } from "../config/mod.ts";
 import { checkOnStart, DataLoader, type SegDataset } from "../data/mod.ts";
 import type { LossDiagnostics } from "../losses/mod.ts";
@@ -56,6 +57,8 @@ export interface TrainResult {
   lastEval: EvalRecord | null;
   reportPath: string;
   secondsPerIter: number;
+  /** The compute precision the run used (after `auto` / fallback). */
+  precision: Precision;
 }
 
 export async function train(config: Config, opts: TrainOptions): Promise<TrainResult> {
@@ -82,6 +85,8 @@ async function trainIn(
   const backend = await initBackend(opts.backend ?? config.backend);
   const relation = describeRun(config, backend.name);
   for (const line of relation.lines) log(line);
+  const precision = resolvePrecision(config.train.precision, backend.name);
+  log(precision.line);
 
   // 2. Data, checked before anything expensive happens.
   const trainDs = await datasetFromConfig(config.train_dataset, "train_dataset");
@@ -157,7 +162,12 @@ async function trainIn(
       summary: {
         configName: opts.configName,
         backend: backend.name,
-        details: { iterations: config.iters, batch: `${config.batch_size} x ${accum}`, seed: config.seed },
+        details: {
+          iterations: config.iters,
+          batch: `${config.batch_size} x ${accum}`,
+          seed: config.seed,
+          precision: precision.precision,
+        },
       },
       train: metrics.train,
       evals: metrics.evals,
@@ -192,6 +202,7 @@ async function trainIn(
           memory,
           iter: k,
           lr,
+          precision: precision.precision,
           diagnostics: true,
           gradientShare: logNow && loss.contrast !== null,
         },
@@ -289,12 +300,23 @@ async function trainIn(
   log(`report: ${reportPath}`);
   model.dispose();
   optimizer.dispose();
-  return { saveDir, iters: config.iters, backend, bestMIoU, bestIter, lastEval, reportPath, secondsPerIter };
+  return {
+    saveDir,
+    iters: config.iters,
+    backend,
+    bestMIoU,
+    bestIter,
+    lastEval,
+    reportPath,
+    secondsPerIter,
+    precision: precision.precision,
+  };
 }
 
 /** Keys that may differ between an interrupted run and its resumption. */
 function withoutRunKeys(c: Config): unknown {
-  const { resume_model: _r, ...trainRest } = c.train;
+  // precision may change too: the weights and the optimizer state are fp32 either way
+  const { resume_model: _r, precision: _p, ...trainRest } = c.train;
   const { backend: _b, ...rest } = c;
   return { ...rest, train: { ...trainRest, save_dir: undefined } };
 }

@@ -52,6 +52,14 @@ export async function runOn(
   }
 }
 
+/** float32 -> the nearest bfloat16 (ties to even), as float32 (NaN-free data). */
+export function roundBf16(v: Float32Array): Float32Array {
+  const out = new Float32Array(v);
+  const u = new Uint32Array(out.buffer);
+  for (let i = 0; i < u.length; i++) u[i] = ((u[i] + 0x7fff + ((u[i] >>> 16) & 1)) & 0xffff0000) >>> 0;
+  return out;
+}
+
 /** max|a-b| / max(|b|, floor): error relative to the reference tensor's magnitude. */
 export function relError(a: Float32Array, b: Float32Array, floor = 1e-30): number {
   let d = 0, m = 0;

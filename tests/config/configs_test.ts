@@ -210,6 +210,7 @@ Deno.test("every schema key is documented", () => {
       "loss.types[][type=PixelContrastCrossEntropyLoss].memory.mining",
       "test_config.is_slide",
       "train.grad_accum",
+      "train.precision",
     ]
   ) assert(paths.has(p), `no documented key ${p}`);
 });

@@ -150,6 +150,7 @@ Deno.test("flags map onto config keys", async () => {
       keep_checkpoint_max: 1,
       do_eval: true,
       grad_accum: 2,
+      precision: "bf16",
       resume_model: "out/x/iter_5",
       aug_eval: true,
       scales: [0.75, 1.25],
@@ -168,6 +169,7 @@ Deno.test("flags map onto config keys", async () => {
     grad_accum: 2,
     lr_scaling: "none",
     recompute: false,
+    precision: "bf16",
     log_iters: 2,
     save_interval: 5,
     keep_checkpoint_max: 1,
@@ -270,6 +272,10 @@ Deno.test("parseConfigArgs: errors name the flag", () => {
   assertThrows(() => parseConfigArgs(["--iters", "2.5"]), "--iters: expected an integer, got '2.5'");
   assertThrows(() => parseConfigArgs(["--iters"]), "--iters: needs a value");
   assertThrows(() => parseConfigArgs(["--backend", "gpu"]), "--backend: unknown backend 'gpu'");
+  assertThrows(
+    () => parseConfigArgs(["--precision", "fp16"]),
+    "--precision: unknown precision 'fp16' (did you mean 'fp32'?); expected one of: fp32, bf16, auto",
+  );
   assertThrows(() => parseConfigArgs(["--crop_size", "512"]), "--crop_size: needs a value");
   assertThrows(() => parseConfigArgs(["--do_eval=maybe"]), "--do_eval: expected true or false, got 'maybe'");
   assertThrows(() => parseConfigArgs(["--opts"]), "--opts: needs key=value items");
@@ -285,4 +291,17 @@ Deno.test("configFlagsHelp documents every flag with its config key", () => {
 Deno.test("the minimal config needs no flags", async () => {
   const c = await loadConfig(join(await writeFiles({ "m.yml": MINIMAL }), "m.yml"));
   assertEquals(c.backend, "auto");
+  assertEquals(c.train.precision, "fp32");
+});
+
+Deno.test("train.precision: --precision (PaddleSeg's name) and the config key; bad values name the key", async () => {
+  const dir = await writeFiles({ "m.yml": MINIMAL, "b.yml": MINIMAL + "train:\n  precision: auto\n" });
+  assertEquals((await loadConfig(join(dir, "b.yml"))).train.precision, "auto");
+  const flags = parseConfigArgs(["--precision", "bf16"]).flags;
+  assertEquals(flags.precision, "bf16");
+  assertEquals((await loadConfig(join(dir, "b.yml"), { flags })).train.precision, "bf16", "the flag wins");
+  await assertRejects(
+    () => loadConfig(join(dir, "m.yml"), { overrides: ["train.precision=fp16"] }),
+    /train\.precision/,
+  );
 });
