@@ -4,13 +4,19 @@
  * environments, and a line-JSON child process for the baseline servers (bench/torch_train.py,
  * bench/paddle_train.py), so their steps can be interleaved with ours repeat by repeat.
  *
- * Environments (project-local, never system-wide, except Debian's python3-torch which bench backends uses too):
- *   .cache/bench-torch   venv with --system-site-packages over a Python that imports torch (Debian's
- *                        python3-torch 1.13.1 here), plus timm 0.9.16 (the newest timm line that supports
- *                        torch 1.13; pure Python, installed --no-deps).
+ * Environments (project-local, never system-wide):
+ *   .cache/bench-torch-2.15.0  venv with torch==2.15.0 + timm==1.0.31 from PyPI: what a user installs today
+ *                        (`pip install torch timm`). PyPI has no CPU-only torch for Linux x86_64: its wheel is the
+ *                        CUDA 13 build, whose libraries (libtorch.so -> libtorch_cuda.so, and libtorch_cpu.so
+ *                        itself) link libcudart, libcupti, cuBLAS, cuDNN, NCCL ... so `import torch` fails without
+ *                        the nvidia-* / cuda-toolkit wheels it requires (tried: `pip install --no-deps torch`
+ *                        stops at "libcublasLt.so.*[0-9] not found"). The install is therefore the plain one:
+ *                        about 3.4 GB downloaded, 5.5 GB on disk, once. The CUDA libraries are loaded and unused.
  *   .cache/paddle        paddlepaddle 2.6.2 + paddleseg 2.8.0 (CPU wheels from PyPI, the versions the loss
  *                        fixtures were made with): the set-up's `paddle` step (scripts/setup/paddle.ts), shared
  *                        with the PaddleSeg tests, so there is one provisioning path.
+ * `bench backends` (convolution micro-benchmark) takes the first Python that imports torch: $PC_TORCH_PYTHON,
+ * the venv above, .venv, /usr/bin/python3, python3.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,8 +26,11 @@ import { ensurePaddleEnv as provisionPaddle, PADDLE_VENV, paddlePython } from ".
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const OUT_DIR = join(ROOT, "bench", "out");
 
-export const TIMM_VERSION = "0.9.16";
-const TORCH_VENV = join(ROOT, ".cache", "bench-torch");
+/** The PyTorch baseline: the newest torch and timm on PyPI when this was written (2026-12). */
+export const TORCH_VERSION = "2.15.0";
+export const TIMM_VERSION = "1.0.31";
+export const TORCH_PINS = [`torch==${TORCH_VERSION}`, `timm==${TIMM_VERSION}`];
+export const TORCH_VENV = join(ROOT, ".cache", `bench-torch-${TORCH_VERSION}`);
 /** The PaddleSeg venv (absolute), as the set-up step `paddle` makes it. */
 export const PADDLE_VENV_DIR = join(ROOT, PADDLE_VENV);
 
@@ -143,6 +152,7 @@ async function runStreaming(cmd: string, args: string[], what: string): Promise<
 export async function findTorchPython(): Promise<{ python?: string; tried: string[] }> {
   const candidates = [
     Deno.env.get("PC_TORCH_PYTHON"),
+    join(TORCH_VENV, "bin", "python"),
     join(ROOT, ".venv", "bin", "python"),
     "/usr/bin/python3",
     "python3",
@@ -166,10 +176,6 @@ export async function findTorchPython(): Promise<{ python?: string; tried: strin
   return { tried };
 }
 
-async function findTorchBase(): Promise<string | null> {
-  return (await findTorchPython()).python ?? null;
-}
-
 export interface PyEnv {
   python?: string;
   /** Why it is missing, or what it is. */
@@ -178,55 +184,45 @@ export interface PyEnv {
 }
 
 /**
- * PyTorch + timm for the CPU baseline. With `install`, missing pieces are installed: Debian's python3-torch
- * (apt, as `deno task bench backends --install-torch`) and timm into .cache/bench-torch.
+ * torch 2.15.0 + timm 1.0.31 from PyPI in .cache/bench-torch-2.15.0 for the CPU baselines; with `install` it is
+ * created when missing or on other versions (`pip install torch==2.15.0 timm==1.0.31`, ~3.4 GB once: see the
+ * module comment for why the CUDA wheels come along).
  */
 export async function ensureTorchEnv(install: boolean): Promise<PyEnv> {
-  const venvPy = join(TORCH_VENV, "bin", "python");
-  if (existsSync(venvPy) && await runOk(venvPy, ["-c", "import torch, timm"])) {
-    return { python: venvPy, note: "" };
-  }
-  let base = await findTorchBase();
-  if (!base && install) {
-    const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
-    const cmd = [...sudo, "apt-get", "install", "-y", "--no-install-recommends", "python3-torch"];
-    try {
-      await runStreaming(cmd[0], cmd.slice(1), "installing PyTorch (Debian python3-torch)");
-    } catch (e) {
-      return { note: `PyTorch unavailable: ${(e as Error).message}` };
-    }
-    base = await findTorchBase();
-  }
-  if (!base) {
+  const py = join(TORCH_VENV, "bin", "python");
+  const probe = [
+    "-c",
+    `import torch, timm, sys; sys.exit(0 if (torch.__version__.split("+")[0], timm.__version__) == ` +
+    `("${TORCH_VERSION}", "${TIMM_VERSION}") else 1)`,
+  ];
+  if (existsSync(py) && await runOk(py, probe)) return { python: py, note: "" };
+  const what = `PyTorch ${TORCH_VERSION} + timm ${TIMM_VERSION}`;
+  if (!install) {
     return {
       note:
-        "PyTorch unavailable (no Python imports torch; install Debian's python3-torch, set PC_TORCH_PYTHON, " +
-        "or run with --install)",
+        `${what} unavailable (.cache/bench-torch-${TORCH_VERSION} missing or on other versions; run with ` +
+        "--install: pip from PyPI, ~3.4 GB once with the CUDA runtime wheels PyPI's torch requires)",
     };
   }
-  if (await runOk(base, ["-c", "import timm"])) return { python: base, note: "" };
-  if (!install) {
-    return { note: `timm missing for ${base}; run with --install (pip install timm==${TIMM_VERSION})` };
-  }
   try {
-    if (!existsSync(venvPy)) {
+    if (!existsSync(py)) {
       await runStreaming(
-        base,
-        ["-m", "venv", "--system-site-packages", TORCH_VENV],
-        "creating .cache/bench-torch",
+        "python3",
+        ["-m", "venv", TORCH_VENV],
+        `creating .cache/bench-torch-${TORCH_VERSION}`,
       );
     }
     await runStreaming(
-      venvPy,
-      ["-m", "pip", "install", "--no-deps", `timm==${TIMM_VERSION}`],
-      `installing timm ${TIMM_VERSION} into .cache/bench-torch`,
+      py,
+      ["-m", "pip", "install", "--progress-bar", "on", ...TORCH_PINS],
+      `installing ${TORCH_PINS.join(" ")} into .cache/bench-torch-${TORCH_VERSION} (about 3.4 GB once)`,
     );
   } catch (e) {
-    return { note: `timm could not be installed: ${(e as Error).message}` };
+    return { note: `${what} could not be installed: ${(e as Error).message}` };
   }
-  return await runOk(venvPy, ["-c", "import torch, timm"])
-    ? { python: venvPy, note: "" }
-    : { note: "timm installed but `import torch, timm` fails in .cache/bench-torch" };
+  return await runOk(py, probe)
+    ? { python: py, note: "" }
+    : { note: `${what} installed but \`import torch, timm\` fails or reports other versions` };
 }
 
 /**

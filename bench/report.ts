@@ -7,8 +7,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tf } from "../lib/backend/tf.ts";
-import { fmtS, gb, machineInfo, OUT_DIR, PADDLE_VENV_DIR, ROOT } from "./_common.ts";
-import type { ConfigResult, OpTime } from "./train.ts";
+import { fmtS, gb, machineInfo, OUT_DIR, PADDLE_VENV_DIR, ROOT, TORCH_VENV } from "./_common.ts";
+import { type ConfigResult, type OpTime, OURS_BF16, TORCH_MODES, type TorchMode } from "./train.ts";
 import type { EvalResult } from "./eval.ts";
 
 function readJson<T>(p: string): T | null {
@@ -39,21 +39,30 @@ async function version(cmd: string, args: string[]): Promise<string> {
 const spread = (s: { median: number; min: number; max: number; n: number }) =>
   `${fmtS(s.median)} (${fmtS(s.min)}–${fmtS(s.max)}, n=${s.n})`;
 
+const configName = (c: ConfigResult["config"]) =>
+  `${c.model.replace("HRNet_", "HRNet-").replaceAll("_", "-")} ${c.w}x${c.h} b${c.n}`;
+
+const ratioCell = (r: number | undefined) => r ? `**${r.toFixed(2)}**` : "-";
+
 function trainTable(results: ConfigResult[]): string {
+  const modes = TORCH_MODES.map((m) => m.name);
   const rows = [
-    "| configuration | contender | s/step: median (min–max, n) | images/s | × PyTorch | peak RSS GiB | TF.js GiB (steady / peak) |",
-    "|---|---|---|---|---|---|---|",
+    "| configuration | contender | s/step: median (min–max, n) | images/s | " +
+    modes.map((m) => `× ${m.replace("pytorch", "PyTorch")}`).join(" | ") +
+    " | peak RSS GiB | TF.js GiB (steady / peak) |",
+    `|---|---|---|---|${modes.map(() => "---|").join("")}---|---|`,
   ];
   for (const r of results) {
-    const c0 = r.config;
-    const name = `${c0.model.replace("HRNet_", "HRNet-").replaceAll("_", "-")} ${c0.w}x${c0.h} b${c0.n}`;
+    const name = configName(r.config);
     for (const c of r.contenders) {
       rows.push(
         `| ${name} | ${c.contender}${c.note ? " †" : ""} | ${spread(c.stats)} | ${
           c.imagesPerSecond.toFixed(3)
-        } | ${c.ratioTorch ? `**${c.ratioTorch.toFixed(2)}**` : "-"} | ${gb(c.peakRssBytes)} | ${
-          c.tfBytes != null ? `${gb(c.tfBytes)} / ${gb(c.tfPeakBytes)}` : "-"
-        } |`,
+        } | ` +
+          modes.map((m) => ratioCell(c.ratios?.[m])).join(" | ") +
+          ` | ${gb(c.peakRssBytes)} | ${
+            c.tfBytes != null ? `${gb(c.tfBytes)} / ${gb(c.tfPeakBytes)}` : "-"
+          } |`,
       );
     }
   }
@@ -66,8 +75,33 @@ function trainTable(results: ConfigResult[]): string {
   return rows.join("\n") + (notes.length ? "\n\n" + [...new Set(notes)].map((n) => `- ${n}`).join("\n") : "");
 }
 
-function profileTable(r: ConfigResult): string {
-  const ops = r.profile as OpTime[];
+/** The two comparisons issue 16 sets targets for, per configuration (ratio > 1: ours is faster). */
+function headlineTable(results: ConfigResult[]): string {
+  const rows = [
+    "| configuration | ours bf16 vs PyTorch bf16 autocast + channels_last (target ≥ 1.2) | ours fp32 vs PyTorch fp32 + channels_last (target ≥ 1.0) | ours bf16 vs ours fp32 | PyTorch bf16+CL vs its fp32+CL |",
+    "|---|---|---|---|---|",
+  ];
+  const med = (r: ConfigResult, who: string) => r.contenders.find((c) => c.contender === who)?.stats.median;
+  const ratio = (a?: number, b?: number) => (a && b ? b / a : undefined);
+  for (const r of results) {
+    const bf = r.contenders.find((c) => c.contender === OURS_BF16);
+    const fp = r.contenders.find((c) => c.contender === "ours/tensorflow");
+    const cell = (x?: number, target?: number) =>
+      x === undefined
+        ? "not measured"
+        : `**${x.toFixed(2)}**${target ? (x >= target ? " (met)" : " (not met)") : ""}`;
+    rows.push(
+      `| ${configName(r.config)} | ${cell(bf?.ratios["pytorch bf16+CL" as TorchMode], 1.2)} | ${
+        cell(fp?.ratios["pytorch fp32+CL" as TorchMode], 1.0)
+      } | ${cell(ratio(med(r, OURS_BF16), med(r, "ours/tensorflow")))} | ${
+        cell(ratio(med(r, "pytorch bf16+CL"), med(r, "pytorch fp32+CL")))
+      } |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+function profileTable(ops: OpTime[]): string {
   const total = ops.reduce((a, o) => a + o.ms, 0);
   const rows = ["| op | calls | kernel s | share |", "|---|---|---|---|"];
   for (const o of ops.slice(0, 12)) {
@@ -174,10 +208,15 @@ export async function run(_args: string[] = []): Promise<string> {
   );
   const ev = readJson<{ reps: number; results: EvalResult[] }>(join(OUT_DIR, "eval.json"));
   const m = train?.machine ?? machineInfo();
-  const torchV = await version(join(ROOT, ".cache", "bench-torch", "bin", "python"), [
-    "-c",
-    "import torch, timm; print('torch', torch.__version__, '/ timm', timm.__version__)",
-  ]);
+  const torchHello = train?.results.flatMap((r) => r.contenders).find((c) =>
+    c.contender.startsWith("pytorch")
+  )
+    ?.detail;
+  const torchV = torchHello?.replace(/, (fp32|bf16).*$/, "") ??
+    await version(join(TORCH_VENV, "bin", "python"), [
+      "-c",
+      "import torch, timm; print('torch', torch.__version__, '/ timm', timm.__version__)",
+    ]);
   const paddleV = await version(join(PADDLE_VENV_DIR, "bin", "python"), [
     "-c",
     "import cv2, paddle, paddleseg; print('paddlepaddle', paddle.__version__, '/ paddleseg', paddleseg.__version__)",
@@ -200,8 +239,13 @@ export async function run(_args: string[] = []): Promise<string> {
       (train ? `; at its end: ${train.loadAvgEnd.map((x) => x.toFixed(1)).join(" ")}` : "") +
       " (other processes shared the machine: ratios are the figures to read, absolute times are not)\n" +
       `- Deno ${m.deno}; TensorFlow.js ${tf.version_core}; libtensorflow ${tfV} (tfjs-node binding rebuilt by \`deno task setup\`)\n` +
-      `- baselines: ${torchV} (Debian python3-torch, OpenMP; timm's HRNet features + PaddleSeg's heads and loss, ` +
-      `bench/torch_train.py); ${paddleV} (CPU wheels from PyPI, bench/paddle_train.py)\n` +
+      `- baselines: ${torchV} (PyPI, project-local venv provisioned by the bench; timm's HRNet features + ` +
+      "PaddleSeg's heads and loss, bench/torch_train.py; in fp32, fp32 + channels_last, and " +
+      '`torch.autocast("cpu", dtype=torch.bfloat16)` + channels_last where the CPU has bf16); ' +
+      `${paddleV} (CPU wheels from PyPI, bench/paddle_train.py)\n` +
+      `- bf16: CPU flags ${
+        (train as { bf16Flags?: string[] } | null)?.bf16Flags?.join(", ") || "none (bf16 not measured)"
+      }; ours = \`train.precision: bf16\` (lib/backend/native_bf16.ts)\n` +
       `- threads: ours = libtensorflow's intra-op pool over all ${m.cores} cores; PyTorch torch.set_num_threads(${m.cores}); ` +
       `PaddlePaddle OMP_NUM_THREADS=${m.cores}; both baselines with OMP_WAIT_POLICY=PASSIVE (libgomp's busy-waiting ` +
       "made PyTorch 3.5x slower on this shared machine)",
@@ -212,19 +256,36 @@ export async function run(_args: string[] = []): Promise<string> {
         "`trainStep` of lib/train/step.ts with diagnostics, as the trainer runs it: the HRNet contrast model (19 classes, " +
         "projection 720), CE + 0.1 × pixel contrast (1024 anchors max, 100 views), SGD momentum 0.9, weight decay 2e-4; " +
         "normal-noise images and 64×64-pixel class blocks as labels, identical for all contenders. " +
-        `${train.reps} timed steps each after one warm-up. Peak RSS: ours = VmHWM of the Deno process reset per configuration; ` +
-        "baselines = their own process. TF.js GiB = `tf.memory().numBytes` after the steps / peak of one profiled step.\n\n" +
+        `${train.reps} timed steps each after one warm-up; ours in fp32 and bf16 alternate on one trainer. Peak RSS: ours = ` +
+        "VmHWM of the Deno process reset before each step, max over that contender's steps; baselines = their own " +
+        "process. TF.js GiB = `tf.memory().numBytes` after the steps / peak of one profiled step. × columns: that " +
+        "PyTorch mode's median step time over the contender's (> 1: the contender is faster).\n\n" +
+        "### Against the targets of issue 16\n\n" + headlineTable(train.results) +
+        "\n\n### All contenders\n\n" +
         trainTable(train.results),
     );
-    const prof = train.results.filter((r) => r.profile);
+    const prof = train.results.filter((r) => r.profile || r.profileBf16);
     if (prof.length) {
+      const parts: string[] = [];
+      for (const r of prof) {
+        if (r.profile) {
+          parts.push(
+            `### ${r.config.id}, fp32 (${fmtS(r.profileWallS!)} s wall)\n\n${profileTable(r.profile)}`,
+          );
+        }
+        if (r.profileBf16) {
+          parts.push(
+            `### ${r.config.id}, bf16 (${fmtS(r.profileBf16WallS!)} s wall)\n\n${
+              profileTable(r.profileBf16)
+            }`,
+          );
+        }
+      }
       out.push(
         "## Where a native train step spends its time\n\n" +
           "Kernel time per op type of one profiled step on the tensorflow backend (`tf.profile`; nested kernels of " +
-          "custom ops are counted inside their op too).\n\n" +
-          prof.map((r) => `### ${r.config.id} (${fmtS(r.profileWallS!)} s wall)\n\n${profileTable(r)}`).join(
-            "\n\n",
-          ),
+          "custom ops are counted inside their op too; in bf16 a conv or matmul's time includes its casts).\n\n" +
+          parts.join("\n\n"),
       );
     }
   }

@@ -11,8 +11,14 @@ from the paper's algorithm. SGD momentum 0.9, weight decay 2e-4 (coupled, as Pad
 A line protocol on stdin/stdout, so the Deno side can interleave its steps with ours repeat by repeat:
 
   in:  {"model": "HRNet_W48", "n": 1, "h": 512, "w": 1024, "threads": 2, "device": "cpu",
-        "inputs": "bench/out/train_inputs_....bin"}                  (image float32 NCHW-free: NHWC, labels uint8)
-  out: {"torch": "...", "timm": "...", "params": 65.9e6, "threads": 2, "device": "cpu"}
+        "inputs": "bench/out/train_inputs_....bin",                  (image float32 NCHW-free: NHWC, labels uint8)
+        "channels_last": false, "autocast": null}                    (optional: "autocast": "bf16")
+  out: {"torch": "...", "timm": "...", "params": 65.9e6, "threads": 2, "device": "cpu", "mode": "fp32",
+        "bf16_supported": true}
+
+Modes, as a user trains on a CPU today: fp32; fp32 with `channels_last` (model and input in NHWC memory
+format, oneDNN's preferred layout); `torch.autocast(device, dtype=torch.bfloat16)` around forward and loss
+with channels_last (convolutions and matmuls in bf16, weights and optimizer in fp32).
   in:  {"step": 1}                       -> {"seconds": s, "loss": l}     one timed train step
   in:  {"step": 1, "ce_only": 1}         -> the same with the CE loss alone (no projection head)
   in:  {"infer": "whole"|"slide", "crop": [w, h], "stride": [w, h]}  -> {"seconds": s}   eval forward
@@ -135,17 +141,31 @@ def main() -> None:
         X_, y_ = hard_anchor_sampling(X, lab, pred)
         return emb.sum() * 0 if X_ is None else contrastive(X_, y_)
 
-    model = ContrastModel().to(device)
+    channels_last = bool(job.get("channels_last"))
+    amp = job.get("autocast")
+    if amp not in (None, "bf16"):
+        reply({"error": f"unknown autocast dtype {amp!r} (only bf16)"})
+        return
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    mode = ("bf16" if amp else "fp32") + ("+CL" if channels_last else "")
+    bf16_supported = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()) \
+        if device.type == "cpu" else True
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+    model = ContrastModel().to(device, memory_format=fmt)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
     n, h, w = int(job["n"]), int(job["h"]), int(job["w"])
     with open(job["inputs"], "rb") as f:
         img = np.frombuffer(f.read(4 * n * h * w * 3), dtype="<f4").reshape(n, h, w, 3)
         lab = np.frombuffer(f.read(n * h * w), dtype=np.uint8).reshape(n, h, w)
-    x = torch.from_numpy(img.transpose(0, 3, 1, 2).copy()).to(device)
+    x = torch.from_numpy(img.transpose(0, 3, 1, 2).copy()).to(device).contiguous(memory_format=fmt)
     y = torch.from_numpy(lab.astype(np.int64)).to(device)
     reply({"torch": torch.__version__, "timm": timm.__version__, "params": params,
-           "threads": torch.get_num_threads(), "device": str(device),
+           "threads": torch.get_num_threads(), "device": str(device), "mode": mode,
+           "bf16_supported": bf16_supported,
            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None})
 
     def sync():
@@ -156,12 +176,14 @@ def main() -> None:
         model.train()
         opt.zero_grad(set_to_none=True)
         if ce_only:  # the seg branch alone (what bench gpu can time on WebGPU), projection head skipped
-            loss = F.cross_entropy(model(x, embed=False), y, ignore_index=ignore)
+            with autocast():
+                loss = F.cross_entropy(model(x, embed=False), y, ignore_index=ignore)
             loss.backward()
             opt.step()
             return float(loss.item())
-        up, seg, emb = model(x)
-        loss = F.cross_entropy(up, y, ignore_index=ignore) + 0.1 * contrast_loss(emb, y, seg)
+        with autocast():
+            up, seg, emb = model(x)
+            loss = F.cross_entropy(up, y, ignore_index=ignore) + 0.1 * contrast_loss(emb, y, seg)
         loss.backward()
         opt.step()
         return float(loss.item())

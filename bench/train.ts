@@ -1,17 +1,20 @@
 /**
  * `deno task bench train [--quick] [--reps N] [--configs w18s2-b1,w48-b1,...] [--backends tensorflow,wasm,...]
- *                        [--no-torch] [--no-paddle] [--install] [--step-budget S] [--no-profile] [--size WxH]
- *                        [--paddle-reps N]`
+ *                        [--no-torch] [--no-paddle] [--no-bf16] [--install] [--step-budget S] [--no-profile]
+ *                        [--size WxH] [--paddle-reps N]`
  *
  * Train-step throughput (forward + loss + backward + momentum-SGD update, `trainStep` of lib/train/step.ts,
  * exactly what the trainer runs, diagnostics on) in images/s for the HRNet contrast model (19 classes,
  * projection 720, loss CE + 0.1 x pixel contrast as configs/hrnet_w48_contrast), beside:
- *   - PyTorch on CPU (bench/torch_train.py: timm's HRNet features + the same heads and loss), and
+ *   - PyTorch 2.15 + timm 1.0.31 on CPU (bench/torch_train.py: timm's HRNet features + the same heads and loss), as a
+ *     user trains today: fp32, fp32 + channels_last, and bf16 autocast + channels_last where the CPU has bf16;
  *   - PaddleSeg on CPU (bench/paddle_train.py: its HRNetW48Contrast + PixelContrastCrossEntropyLoss),
- * on the same images and labels, steps interleaved repeat by repeat so that load from other processes hits all
- * contenders alike. Reports median and spread (min-max) per contender, the ratio to PyTorch, peak process RSS
- * (ours: VmHWM reset per configuration; baselines: their own process) and TensorFlow.js' byte count (steady
- * state and, from one profiled step, the peak), and the kernel time per op type of that profiled step.
+ * on the same images and labels. Ours runs in fp32 and, on such a CPU, with `precision: bf16` (the same trainer
+ * alternating, lib/backend/native_bf16.ts). Steps are interleaved repeat by repeat so that load from other
+ * processes hits all contenders alike, as far as memory allows (else phase by phase). Reports median and spread
+ * (min-max) per contender, the ratio to each PyTorch mode, peak process RSS (ours: VmHWM reset before each step,
+ * max over a contender's steps; baselines: their own process) and TensorFlow.js' byte count (steady state and,
+ * from one profiled step, the peak), and the kernel time per op type of a profiled fp32 and bf16 step.
  *
  * Every contender uses both cores: libtensorflow's intra-op pool (all cores), torch.set_num_threads(cores),
  * paddle with OMP_NUM_THREADS=cores; the OpenMP baselines get OMP_WAIT_POLICY=PASSIVE (see bench/_common.ts).
@@ -20,6 +23,7 @@
 import { parseArgs } from "node:util";
 import { tf } from "../lib/backend/tf.ts";
 import { type BackendName, initBackend, probeBackend } from "../lib/backend/mod.ts";
+import { BF16_CPU_FLAGS, cpuBf16Flags, type Precision } from "../lib/backend/native_bf16.ts";
 import { buildModel, type SegModel } from "../lib/models/mod.ts";
 import { MomentumSGD } from "../lib/train/optimizer.ts";
 import { trainStep } from "../lib/train/step.ts";
@@ -60,7 +64,7 @@ export class OurTrainer {
   }
 
   /** One train step; returns seconds and the loss. */
-  async step(): Promise<{ seconds: number; loss: number }> {
+  async step(precision: Precision = "fp32"): Promise<{ seconds: number; loss: number }> {
     const t0 = performance.now();
     const r = await trainStep([{
       image: this.image,
@@ -75,6 +79,7 @@ export class OurTrainer {
       lr: 0.01,
       diagnostics: true,
       recompute: this.recompute,
+      precision,
     });
     return { seconds: (performance.now() - t0) / 1000, loss: r.loss };
   }
@@ -109,6 +114,17 @@ export async function profileOps(
   return { ops: [...by.values()].sort((a, b) => b.ms - a.ms), peakBytes: info.peakBytes, wallS };
 }
 
+/** The PyTorch modes measured, by contender name, with what bench/torch_train.py gets for each. */
+export const TORCH_MODES = [
+  { name: "pytorch bf16+CL", extra: { channels_last: true, autocast: "bf16" }, bf16: true },
+  { name: "pytorch fp32+CL", extra: { channels_last: true }, bf16: false },
+  { name: "pytorch fp32", extra: {}, bf16: false },
+] as const;
+export type TorchMode = (typeof TORCH_MODES)[number]["name"];
+
+/** Our contender names: `ours/<backend>` (fp32) and the native backend in bf16. */
+export const OURS_BF16 = "ours/tensorflow bf16";
+
 export interface ContenderResult {
   contender: string;
   detail: string;
@@ -116,7 +132,8 @@ export interface ContenderResult {
   seconds: number[];
   stats: Stats;
   imagesPerSecond: number;
-  ratioTorch: number | null;
+  /** PyTorch's median step time over this contender's, per PyTorch mode measured (> 1: this one is faster). */
+  ratios: Partial<Record<TorchMode, number>>;
   peakRssBytes: number | null;
   tfBytes?: number;
   tfPeakBytes?: number;
@@ -130,8 +147,12 @@ export interface ConfigResult {
   phases?: string[];
   contenders: ContenderResult[];
   skipped: string[];
+  /** Kernel time per op of one profiled fp32 step on tensorflow (batch-1 configurations). */
   profile?: OpTime[];
   profileWallS?: number;
+  /** The same for a bf16 step. */
+  profileBf16?: OpTime[];
+  profileBf16WallS?: number;
 }
 
 function flags(args: string[]) {
@@ -144,6 +165,7 @@ function flags(args: string[]) {
       backends: { type: "string" },
       "no-torch": { type: "boolean", default: false },
       "no-paddle": { type: "boolean", default: false },
+      "no-bf16": { type: "boolean", default: false },
       install: { type: "boolean", default: false },
       "step-budget": { type: "string", default: "90" },
       "no-profile": { type: "boolean", default: false },
@@ -154,26 +176,30 @@ function flags(args: string[]) {
 }
 
 interface Baseline {
-  name: "pytorch" | "paddleseg";
+  /** Contender name: one of TORCH_MODES or "paddleseg". */
+  name: string;
   server: LineServer;
   hello: Record<string, unknown>;
   times: number[];
   losses: number[];
 }
 
+interface BaselineSpec {
+  name: string;
+  script: "torch_train.py" | "paddle_train.py";
+  python: string;
+  extra: Record<string, unknown>;
+  /** Peak RSS to assume for batch 1 before one was measured (W18-Small-V2 at 512x256, HRNet-W48 at 1024x512). */
+  fallback: [number, number];
+}
+
 async function startBaseline(
-  name: Baseline["name"],
-  python: string,
+  spec: BaselineSpec,
   cfg: TrainConfig,
   inputs: string,
   threads: number,
-  extra: Record<string, unknown> = {},
 ): Promise<Baseline> {
-  const server = new LineServer(
-    python,
-    name === "pytorch" ? "torch_train.py" : "paddle_train.py",
-    baselineEnv(threads),
-  );
+  const server = new LineServer(spec.python, spec.script, baselineEnv(threads));
   try {
     const hello = await server.request({
       model: cfg.model,
@@ -182,9 +208,9 @@ async function startBaseline(
       w: cfg.w,
       threads,
       inputs,
-      ...extra,
+      ...spec.extra,
     });
-    return { name, server, hello, times: [], losses: [] };
+    return { name: spec.name, server, hello, times: [], losses: [] };
   } catch (e) {
     server.kill();
     throw e;
@@ -208,12 +234,45 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
     };` +
       ` ${reps} timed steps per contender after 1 warm-up`,
   );
+  const bf16Flags = cpuBf16Flags();
+  const bf16 = !v["no-bf16"] && bf16Flags.length > 0;
+  const bf16Skip = v["no-bf16"]
+    ? "bf16: skipped (--no-bf16)"
+    : `bf16 (ours and PyTorch autocast): this CPU has no native bf16 (neither ${
+      BF16_CPU_FLAGS.join(" nor ")
+    } in /proc/cpuinfo)`;
+  console.log(bf16 ? `  bf16: CPU has ${bf16Flags.join(", ")}` : `  not measured: ${bf16Skip}`);
 
   // --- baselines
   const torchEnv = v["no-torch"] ? { note: "skipped (--no-torch)" } : await ensureTorchEnv(v.install);
   const paddleEnv = v["no-paddle"] ? { note: "skipped (--no-paddle)" } : await ensurePaddleEnv(v.install);
   if (torchEnv.note) console.log(`  PyTorch: ${torchEnv.note}`);
   if (paddleEnv.note) console.log(`  PaddleSeg: ${paddleEnv.note}`);
+  const GiB = 2 ** 30;
+  const baselineSpecs: BaselineSpec[] = [];
+  const baselineSkips: string[] = [];
+  for (const mode of TORCH_MODES) {
+    if (!torchEnv.python) baselineSkips.push(`${mode.name}: ${torchEnv.note}`);
+    else if (mode.bf16 && !bf16) continue; // said once above
+    else {
+      baselineSpecs.push({
+        name: mode.name,
+        script: "torch_train.py",
+        python: torchEnv.python,
+        extra: mode.extra,
+        fallback: [1 * GiB, 4.5 * GiB],
+      });
+    }
+  }
+  if (paddleEnv.python) {
+    baselineSpecs.push({
+      name: "paddleseg",
+      script: "paddle_train.py",
+      python: paddleEnv.python,
+      extra: {},
+      fallback: [1.5 * GiB, 6 * GiB],
+    });
+  } else baselineSkips.push(`paddleseg: ${paddleEnv.note}`);
 
   // --- our backends: tensorflow first (it must load before anything touches WebGPU), webgpu last
   const wanted = (v.backends?.split(",") ?? ["tensorflow", "wasm", "cpu", "webgpu"]) as BackendName[];
@@ -232,6 +291,7 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
     }
   }
   for (const s of backendSkips) console.log(`  not measured: ${s}`);
+  if (!bf16) backendSkips.push(bf16Skip);
 
   // probe the slow backends once: seconds per image-pixel of a small W18-Small-V2 step, scaled by the model's
   // cost relative to W18-Small-V2 on tensorflow (measured below)
@@ -262,7 +322,7 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
   for (const cfg of configs) {
     console.log(`\n${cfg.id}: ${cfg.model} ${cfg.w}x${cfg.h}, batch ${cfg.n}`);
     const inputs = makeInputs(cfg.n, cfg.h, cfg.w);
-    const res: ConfigResult = { config: cfg, contenders: [], skipped: [...backendSkips] };
+    const res: ConfigResult = { config: cfg, contenders: [], skipped: [...backendSkips, ...baselineSkips] };
     const pixels = cfg.n * cfg.h * cfg.w;
     const big = cfg.model === "HRNet_W48";
 
@@ -282,40 +342,56 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
       }
       mine.push(b);
     }
-    const bases: { name: Baseline["name"]; python: string }[] = [];
-    for (const [name, env] of [["pytorch", torchEnv], ["paddleseg", paddleEnv]] as const) {
-      if (env.python) bases.push({ name, python: env.python });
-      else res.skipped.push(`${name}: ${env.note}`);
-    }
 
-    // Phases: ours and PyTorch interleaved when both fit in memory at once, else one after the other;
-    // PaddleSeg (the largest and slowest) always on its own. Three W48 processes at once made the machine
-    // evict pages and every step 3x slower.
-    const avail = availableMemory() ?? 8 * 2 ** 30;
-    const ourEst = estimate("ours", cfg, big ? 7 * 2 ** 30 : 1.2 * 2 ** 30);
-    const torchEst = estimate("pytorch", cfg, big ? 4.5 * 2 ** 30 : 1 * 2 ** 30);
-    const together = ourEst + torchEst < 0.7 * avail;
-    const phases: ("ours" | Baseline["name"])[][] = together
-      ? [["ours", "pytorch"], ["paddleseg"]]
-      : [["ours"], ["pytorch"], ["paddleseg"]];
-    res.phases = phases.map((ph) =>
-      ph.filter((w) => w === "ours" || bases.some((b) => b.name === w)).join("+")
-    )
-      .filter((x) => x);
-    if (!together) {
+    // Phases: ours with as many PyTorch modes (the bf16 and channels_last ones first: the ratios that matter)
+    // as fit in memory at once, interleaved repeat by repeat; the other modes in further phases packed the
+    // same way; PaddleSeg (the largest and slowest) always on its own. Three W48 processes at once made the
+    // machine evict pages and every step 3x slower.
+    const avail = availableMemory() ?? 8 * GiB;
+    const ourEst = estimate("ours", cfg, big ? 7 * GiB : 1.2 * GiB);
+    const room = 0.7 * avail;
+    const torchSpecs = baselineSpecs.filter((b) => b.script === "torch_train.py");
+    const est = (b: BaselineSpec) => estimate(b.name, cfg, b.fallback[big ? 1 : 0]);
+    const phases: string[][] = [["ours"]];
+    let used = ourEst;
+    const later: BaselineSpec[] = [];
+    for (const b of torchSpecs) {
+      if (used + est(b) < room) {
+        phases[0].push(b.name);
+        used += est(b);
+      } else later.push(b);
+    }
+    while (later.length) {
+      const phase = [later.shift()!.name];
+      let sum = est(torchSpecs.find((b) => b.name === phase[0])!);
+      for (let i = 0; i < later.length;) {
+        if (sum + est(later[i]) < room) {
+          sum += est(later[i]);
+          phase.push(later.splice(i, 1)[0].name);
+        } else i++;
+      }
+      phases.push(phase);
+    }
+    if (baselineSpecs.some((b) => b.name === "paddleseg")) phases.push(["paddleseg"]);
+    res.phases = phases.map((ph) => ph.join(" + "));
+    if (phases.length > (baselineSpecs.some((b) => b.name === "paddleseg") ? 2 : 1)) {
       console.log(
-        `  ours (~${gb(ourEst)} GiB) and PyTorch (~${gb(torchEst)} GiB) do not fit together in ${
-          gb(avail)
-        } GiB: ` +
-          "measured one after the other",
+        `  ours (~${gb(ourEst)} GiB) and all PyTorch modes do not fit together in ${gb(avail)} GiB: ` +
+          `phases ${res.phases.join(", then ")}`,
       );
     }
     const times = new Map<string, number[]>();
     const losses = new Map<string, number[]>();
-    const torchSeconds = () => times.get("pytorch");
+    const ourPeaks = new Map<string, number>();
 
     for (const phase of phases) {
-      const ours: { b: BackendName; detail: string; t: OurTrainer; note?: string }[] = [];
+      const ours: {
+        b: BackendName;
+        detail: string;
+        t: OurTrainer;
+        note?: string;
+        precisions: Precision[];
+      }[] = [];
       const running: Baseline[] = [];
       if (phase.includes("ours")) {
         for (const b of mine) {
@@ -333,21 +409,24 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
             detail: b.detail,
             t: new OurTrainer(cfg, inputs.image, inputs.label, recompute),
             note,
+            // fp32 and bf16 alternate on the same trainer (one model in memory; the timings do not depend on
+            // the weights' values)
+            precisions: b.name === "tensorflow" && bf16 ? ["fp32", "bf16"] : ["fp32"],
           });
         }
       }
-      for (const bl of bases.filter((b) => phase.includes(b.name))) {
+      for (const spec of baselineSpecs.filter((b) => phase.includes(b.name))) {
         try {
-          running.push(await startBaseline(bl.name, bl.python, cfg, inputs.path, cores));
+          running.push(await startBaseline(spec, cfg, inputs.path, cores));
         } catch (e) {
-          res.skipped.push(`${bl.name}: ${(e as Error).message}`);
+          res.skipped.push(`${spec.name}: ${(e as Error).message}`);
         }
       }
       if (!ours.length && !running.length) continue;
-      resetPeakRss();
+      const key = (b: BackendName, p: Precision) => p === "bf16" ? OURS_BF16 : `ours/${b}`;
       for (const o of ours) {
         await tf.setBackend(o.b);
-        await o.t.step(); // warm-up
+        for (const p of o.precisions) await o.t.step(p); // warm-up
       }
       for (const bl of running) await bl.server.request({ step: 1 });
       // PaddleSeg's W48 step takes minutes on a small CPU: fewer repeats for it alone
@@ -358,10 +437,16 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
         const line: string[] = [];
         for (const o of ours) {
           await tf.setBackend(o.b);
-          const s = await o.t.step();
-          push(times, `ours/${o.b}`, s.seconds);
-          push(losses, `ours/${o.b}`, s.loss);
-          line.push(`${o.b} ${fmtS(s.seconds)} s`);
+          for (const p of o.precisions) {
+            const k = key(o.b, p);
+            resetPeakRss();
+            const s = await o.t.step(p);
+            const peak = peakRss();
+            if (peak) ourPeaks.set(k, Math.max(ourPeaks.get(k) ?? 0, peak));
+            push(times, k, s.seconds);
+            push(losses, k, s.loss);
+            line.push(`${k.replace("ours/", "")} ${fmtS(s.seconds)} s`);
+          }
         }
         for (const bl of running) {
           const s = await bl.server.request({ step: 1 });
@@ -371,41 +456,57 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
         }
         console.log(`  repeat ${r + 1}/${phaseReps}: ${line.join(", ")}`);
       }
-      const ourPeak = peakRss();
       for (const o of ours) {
         await tf.setBackend(o.b);
-        const key = `ours/${o.b}`;
-        const c: ContenderResult = {
-          contender: key,
-          detail: o.detail,
-          threads: o.b === "tensorflow"
-            ? `${cores} (intra-op pool)`
-            : o.b === "wasm"
-            ? "1 (XNNPACK, no threads in Deno)"
-            : o.b === "cpu"
-            ? "1 (JS)"
-            : "GPU",
-          seconds: times.get(key)!,
-          stats: stats(times.get(key)!),
-          imagesPerSecond: 0,
-          ratioTorch: null,
-          peakRssBytes: o.b === "tensorflow" ? ourPeak : null,
-          tfBytes: tf.memory().numBytes,
-          note: o.note,
-          losses: losses.get(key),
-        };
-        if (o.b === "tensorflow") {
-          tfRate.set(cfg.model, c.stats.median / pixels);
-          if (ourPeak && !o.note) peaks.set(`ours/${cfg.model}`, { n: cfg.n, bytes: ourPeak });
-          if (!v["no-profile"] && cfg.n === 1) {
-            // one more step under tf.profile: kernel time per op type and the peak of TF.js' byte count
-            const p = await profileOps(async () => void await o.t.step());
-            c.tfPeakBytes = p.peakBytes;
-            res.profile = p.ops;
-            res.profileWallS = p.wallS;
+        for (const p of o.precisions) {
+          const k = key(o.b, p);
+          const c: ContenderResult = {
+            contender: k,
+            detail: p === "bf16"
+              ? `${o.detail}; convolutions and matmuls in bf16 (train.precision: bf16, CPU ${
+                bf16Flags.join(", ")
+              })`
+              : o.detail,
+            threads: o.b === "tensorflow"
+              ? `${cores} (intra-op pool)`
+              : o.b === "wasm"
+              ? "1 (XNNPACK, no threads in Deno)"
+              : o.b === "cpu"
+              ? "1 (JS)"
+              : "GPU",
+            seconds: times.get(k)!,
+            stats: stats(times.get(k)!),
+            imagesPerSecond: 0,
+            ratios: {},
+            peakRssBytes: ourPeaks.get(k) ?? null,
+            tfBytes: tf.memory().numBytes,
+            note: o.note,
+            losses: losses.get(k),
+          };
+          if (o.b === "tensorflow") {
+            if (p === "fp32") tfRate.set(cfg.model, c.stats.median / pixels);
+            const peak = ourPeaks.get(k);
+            if (peak && !o.note) {
+              const prev = peaks.get(`ours/${cfg.model}`);
+              if (!prev || peak / cfg.n > prev.bytes / prev.n) {
+                peaks.set(`ours/${cfg.model}`, { n: cfg.n, bytes: peak });
+              }
+            }
+            if (!v["no-profile"] && cfg.n === 1) {
+              // one more step under tf.profile: kernel time per op type and the peak of TF.js' byte count
+              const prof = await profileOps(async () => void await o.t.step(p));
+              c.tfPeakBytes = prof.peakBytes;
+              if (p === "fp32") {
+                res.profile = prof.ops;
+                res.profileWallS = prof.wallS;
+              } else {
+                res.profileBf16 = prof.ops;
+                res.profileBf16WallS = prof.wallS;
+              }
+            }
           }
+          res.contenders.push(c);
         }
-        res.contenders.push(c);
         o.t.dispose();
       }
       for (const bl of running) {
@@ -416,8 +517,8 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
         times.set(bl.name, bl.times);
         res.contenders.push({
           contender: bl.name,
-          detail: bl.name === "pytorch"
-            ? `torch ${h.torch}, timm ${h.timm} (${(Number(h.params) / 1e6).toFixed(1)}M params)`
+          detail: bl.name.startsWith("pytorch")
+            ? `torch ${h.torch}, timm ${h.timm}, ${h.mode} (${(Number(h.params) / 1e6).toFixed(1)}M params)`
             : `paddlepaddle ${h.paddlepaddle}, paddleseg ${h.paddleseg} (${
               (Number(h.params) / 1e6).toFixed(1)
             }M params incl. BN statistics)`,
@@ -425,21 +526,23 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
           seconds: bl.times,
           stats: stats(bl.times),
           imagesPerSecond: 0,
-          ratioTorch: null,
+          ratios: {},
           peakRssBytes: peak,
           losses: bl.losses,
         });
       }
     }
-    const tm = torchSeconds()?.length ? stats(torchSeconds()!).median : null;
     for (const c of res.contenders) {
       c.imagesPerSecond = cfg.n / c.stats.median;
-      c.ratioTorch = tm ? tm / c.stats.median : null;
+      for (const mode of TORCH_MODES) {
+        const t = times.get(mode.name);
+        if (t?.length) c.ratios[mode.name] = stats(t).median / c.stats.median;
+      }
     }
     results.push(res);
     printConfig(res);
   }
-  const path = writeResult("train", { machine: m, loadAvgEnd: Deno.loadavg(), reps, results });
+  const path = writeResult("train", { machine: m, loadAvgEnd: Deno.loadavg(), reps, bf16Flags, results });
   console.log(`\nresults: ${path}`);
   return results;
 }
@@ -450,29 +553,43 @@ function push(m: Map<string, number[]>, k: string, x: number): void {
   m.set(k, a);
 }
 
+/** Short column names for the ratio to each PyTorch mode. */
+const RATIO_COLUMNS: [TorchMode, string][] = [
+  ["pytorch fp32", "x pt32"],
+  ["pytorch fp32+CL", "x pt32CL"],
+  ["pytorch bf16+CL", "x ptbfCL"],
+];
+
 function printConfig(r: ConfigResult): void {
   console.log(
-    `  ${"contender".padEnd(18)}${"median s".padStart(10)}${"min-max s".padStart(16)}${"img/s".padStart(9)}` +
-      `${"x torch".padStart(9)}${"peak RSS GiB".padStart(14)}${"tf GiB".padStart(8)}${"tf peak".padStart(9)}`,
+    `  ${"contender".padEnd(22)}${"median s".padStart(10)}${"min-max s".padStart(16)}${"img/s".padStart(9)}` +
+      RATIO_COLUMNS.map(([, h]) => h.padStart(10)).join("") +
+      `${"peak RSS GiB".padStart(14)}${"tf GiB".padStart(8)}${"tf peak".padStart(9)}`,
   );
   for (const c of r.contenders) {
     console.log(
-      `  ${c.contender.padEnd(18)}${fmtS(c.stats.median).padStart(10)}${
+      `  ${c.contender.padEnd(22)}${fmtS(c.stats.median).padStart(10)}${
         `${fmtS(c.stats.min)}-${fmtS(c.stats.max)}`.padStart(16)
       }` +
-        `${c.imagesPerSecond.toFixed(3).padStart(9)}${
-          (c.ratioTorch ? c.ratioTorch.toFixed(2) : "-").padStart(9)
-        }` +
+        `${c.imagesPerSecond.toFixed(3).padStart(9)}` +
+        RATIO_COLUMNS.map(([k]) => (c.ratios[k] ? c.ratios[k]!.toFixed(2) : "-").padStart(10)).join("") +
         `${gb(c.peakRssBytes).padStart(14)}${gb(c.tfBytes).padStart(8)}${gb(c.tfPeakBytes).padStart(9)}`,
     );
     if (c.note) console.log(`    note: ${c.note}`);
   }
   for (const s of r.skipped) console.log(`  not measured: ${s}`);
   if (r.phases) console.log(`  schedule: ${r.phases.join(", then ")} ("+" = interleaved repeat by repeat)`);
-  if (r.profile) {
-    const total = r.profile.reduce((a, o) => a + o.ms, 0);
-    console.log(`  profile (one step, ${fmtS(r.profileWallS!)} s wall, kernel time by op type):`);
-    for (const o of r.profile.slice(0, 8)) {
+  for (
+    const [label, ops, wall] of [["fp32", r.profile, r.profileWallS], [
+      "bf16",
+      r.profileBf16,
+      r.profileBf16WallS,
+    ]] as const
+  ) {
+    if (!ops) continue;
+    const total = ops.reduce((a, o) => a + o.ms, 0);
+    console.log(`  profile, ${label} (one step, ${fmtS(wall!)} s wall, kernel time by op type):`);
+    for (const o of ops.slice(0, 8)) {
       console.log(
         `    ${o.op.padEnd(26)}${String(o.calls).padStart(6)} calls ${
           (o.ms / 1000).toFixed(2).padStart(7)
