@@ -3,7 +3,8 @@
  * and then writes bench/RESULTS.md (`deno task bench`, optionally with `--quick`).
  *
  * Each benchmark is a module `bench/<name>.ts` exporting `run(args: string[])`, which measures our code beside
- * its baseline in the same run and prints the ratios. In "all" mode each runs in its own Deno process (the
+ * its baseline in the same run and prints the ratios. `deno task bench precision` (bf16 vs fp32 accuracy of the
+ * default config, 2 seeds, ~50 min) runs only when named. In "all" mode each runs in its own Deno process (the
  * native backend must load before anything touches WebGPU, and memory is returned between benchmarks), its
  * output is shown and kept in bench/out/<name>.log, and the first ones provision the Python baselines
  * (`--install`: timm into .cache/bench-torch, paddlepaddle + paddleseg into .cache/paddle). Then
@@ -12,7 +13,8 @@
 import { join } from "node:path";
 
 const ALL = ["train", "eval", "loss", "data", "backends", "gpu"];
-const available = [...ALL, "report"];
+// `precision` trains the default config 4 times (~50 min): run on its own, not in "all"
+const available = [...ALL, "precision", "report"];
 const [first, ...rest] = Deno.args;
 const root = new URL("..", import.meta.url).pathname;
 

@@ -10,6 +10,7 @@ import { tf } from "../lib/backend/tf.ts";
 import { fmtS, gb, machineInfo, OUT_DIR, PADDLE_VENV_DIR, ROOT, TORCH_VENV } from "./_common.ts";
 import { type ConfigResult, type OpTime, OURS_BF16, TORCH_MODES, type TorchMode } from "./train.ts";
 import type { EvalResult } from "./eval.ts";
+import { type PrecisionRun, summary as precisionSummary } from "./precision.ts";
 
 function readJson<T>(p: string): T | null {
   try {
@@ -288,6 +289,19 @@ export async function run(_args: string[] = []): Promise<string> {
           parts.join("\n\n"),
       );
     }
+  }
+  const prec = readJson<{ config: string; bf16Flags: string[]; runs: PrecisionRun[] }>(
+    join(OUT_DIR, "precision.json"),
+  );
+  if (prec?.runs.length) {
+    out.push(
+      "## Accuracy of `train.precision: bf16` (bench precision)\n\n" +
+        `\`${prec.config}\` trained once per precision and seed (\`deno task bench precision\`, each run alone, CPU ` +
+        `bf16 flags: ${
+          prec.bf16Flags.join(", ") || "none"
+        }); final mIoU [whole] on the validation split.\n\n` +
+        precisionSummary(prec.runs),
+    );
   }
   const fixes = readText(join(ROOT, "bench", "FIXES.md"));
   if (fixes) out.push(fixes.trim());

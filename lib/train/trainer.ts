@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { tf } from "../backend/tf.ts";
 import { type BackendInfo, type BackendRequest, initBackend } from "../backend/mod.ts";
-import { type Precision, resolvePrecision } from "../backend/native_bf16.ts";
+import { bf16OpCounts, type Precision, resolvePrecision } from "../backend/native_bf16.ts";
 import { type Config, configDiff, configToYaml, loadConfigText } from "../config/mod.ts";
 import { checkOnStart, DataLoader, type SegDataset } from "../data/mod.ts";
 import type { LossDiagnostics } from "../losses/mod.ts";
@@ -192,6 +192,7 @@ async function trainIn(
       const batch = await loader.next();
       const lr = lrAt(k);
       const logNow = (k + 1) % config.train.log_iters === 0 || k + 1 === config.iters;
+      const bf16Before = k === startIter && precision.precision === "bf16" ? new Map(bf16OpCounts) : null;
       const r = await trainStep(
         splitBatch({ image: batch.image, label: batch.label, shape: batch.shape }, config.batch_size),
         {
@@ -207,6 +208,17 @@ async function trainIn(
           gradientShare: logNow && loss.contrast !== null,
         },
       );
+      if (bf16Before) {
+        // which ops the size policy of lib/backend/native_bf16.ts put in bf16 (the small ones gain nothing)
+        const ran = [...bf16OpCounts].map(([op, n]) => [op, n - (bf16Before.get(op) ?? 0)] as const)
+          .filter(([, n]) => n > 0);
+        log(
+          `precision: bf16 ran ${
+            ran.map(([op, n]) => `${n} ${op}`).join(", ") || "no op"
+          } in the first step ` +
+            "(ops too small or memory-bound to gain stay fp32)",
+        );
+      }
       window.loss += r.loss;
       window.diag.push(...r.diagnostics);
       window.n++;
