@@ -5,6 +5,7 @@
  */
 import { assert, assertAlmostEquals, assertEquals } from "../_helpers/assert.ts";
 import { join } from "node:path";
+import { cpuBf16Flags } from "../../lib/backend/native_bf16.ts";
 
 const CONFIG = "configs/tests/tiny_contrast_synthetic.yml";
 const OUT = "tests/out/trainer";
@@ -114,6 +115,45 @@ Deno.test("resume refuses a changed config and names the changed key", async () 
   ]);
   assert(r.code !== 0, "resume with a changed config must fail");
   assert(/config differs/.test(r.stderr) && r.stderr.includes("temperature"), r.stderr);
+});
+
+Deno.test("--precision: one line says what the run uses; a run may resume in another precision", async () => {
+  const dir = join(OUT, "precision");
+  const first = await run("train", [
+    ...common,
+    "--iters",
+    "4",
+    "--save_dir",
+    dir,
+    "--opts",
+    "train.do_eval=false",
+  ]);
+  assertEquals(first.code, 0, first.stderr);
+  assert(first.stdout.split("\n").includes("precision: fp32"), first.stdout);
+  const r = await run("train", [
+    ...common,
+    "--iters",
+    "4",
+    "--save_dir",
+    dir,
+    "--resume_model",
+    join(dir, "iter_2"),
+    "--precision",
+    "bf16",
+    "--opts",
+    "train.do_eval=false",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  const lines = r.stdout.split("\n").filter((l) => l.startsWith("precision:"));
+  const native = /backend: tensorflow|on tensorflow/.test(r.stdout + r.stderr);
+  const bf16Cpu = cpuBf16Flags().length > 0;
+  if (native && bf16Cpu) {
+    assert(lines[0]?.startsWith("precision: bf16 for convolutions and matmuls"), lines.join("\n"));
+    assert(lines[1]?.startsWith("precision: bf16 ran "), `which ops ran in bf16: ${lines.join("\n")}`);
+  } else {
+    assert(lines.length === 1 && lines[0].startsWith("precision: fp32 (bf16 asked, but"), lines.join("\n"));
+  }
+  assertEquals((await records(dir)).filter((x) => x.type === "train").at(-1)?.iter, 4);
 });
 
 Deno.test("a NaN loss or NaN weights stop training with a clear message; the last checkpoint stays loadable", async () => {
