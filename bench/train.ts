@@ -86,7 +86,7 @@ export class OurTrainer {
 
   dispose(): void {
     this.model.dispose();
-    for (const v of this.optimizer.velocity.values()) v.dispose();
+    this.optimizer.dispose();
   }
 }
 

@@ -26,13 +26,19 @@ export interface ForwardContext {
   recompute?: boolean;
 }
 
+interface PendingBn {
+  bn: BatchNorm2d;
+  mean: tf.Tensor1D;
+  variance: tf.Tensor1D;
+}
+
 /**
  * Pending BN running-statistics updates. Training-mode forwards append kept (mean, variance) tensors;
- * `commit()` applies them in order (running = momentum * running + (1 - momentum) * batch, Paddle's
+ * `commit()` applies them (running = momentum * running + (1 - momentum) * batch, Paddle's
  * convention with momentum 0.9) and frees them; `discard()` frees them without updating.
  */
 export class BnUpdates {
-  #pending: { bn: BatchNorm2d; mean: tf.Tensor1D; variance: tf.Tensor1D }[] = [];
+  #pending: PendingBn[] = [];
 
   push(bn: BatchNorm2d, mean: tf.Tensor1D, variance: tf.Tensor1D): void {
     this.#pending.push({ bn, mean, variance });
@@ -42,15 +48,34 @@ export class BnUpdates {
     return this.#pending.length;
   }
 
+  /**
+   * All layers with the same momentum are updated as one flat tensor per statistic (concatenated, updated,
+   * split back): the same arithmetic per value, but ~10 backend calls instead of 6 per layer (HRNet-W18-Small
+   * has 146 BN layers; on the native backend each call costs ~15 µs; measured interleaved on a loaded machine,
+   * 146 layers: 84.5 -> 20.1 ms).
+   */
   commit(): number {
     const n = this.#pending.length;
-    for (const { bn, mean, variance } of this.#pending) {
+    const byMomentum = new Map<number, PendingBn[]>();
+    for (const u of this.#pending) {
+      const list = byMomentum.get(u.bn.momentum) ?? [];
+      list.push(u);
+      byMomentum.set(u.bn.momentum, list);
+    }
+    for (const [m, list] of byMomentum) {
       tf.tidy(() => {
-        const m = bn.momentum;
-        const rm = bn.runningMean.value, rv = bn.runningVar.value;
-        rm.assign(tf.add(tf.mul(rm, m), tf.mul(mean, 1 - m)));
-        rv.assign(tf.add(tf.mul(rv, m), tf.mul(variance, 1 - m)));
+        const sizes = list.map((u) => u.mean.size);
+        const cat = (ts: tf.Tensor1D[]) => (ts.length === 1 ? ts[0] : tf.concat(ts));
+        for (const [running, batch] of [["runningMean", "mean"], ["runningVar", "variance"]] as const) {
+          const r = cat(list.map((u) => u.bn[running].value as tf.Tensor1D));
+          const b = cat(list.map((u) => u[batch]));
+          const next = tf.add(tf.mul(r, m), tf.mul(b, 1 - m));
+          const parts = list.length === 1 ? [next] : tf.split(next, sizes);
+          list.forEach((u, i) => u.bn[running].value.assign(parts[i]));
+        }
       });
+    }
+    for (const { mean, variance } of this.#pending) {
       mean.dispose();
       variance.dispose();
     }

@@ -292,6 +292,49 @@ Deno.test("BatchNorm training mode: batch statistics (biased variance), running 
   store.dispose();
 });
 
+Deno.test("BnUpdates.commit over many layers (two momenta, one batched update each) equals the per-layer update", () => {
+  const store = new ParamStore();
+  const chans = [3, 5, 1, 4];
+  const bns = chans.map((c, i) =>
+    new BatchNorm2d(store, {
+      name: `bn${i}`,
+      torchName: `bn${i}`,
+      channels: c,
+      momentum: i === 2 ? 0.99 : 0.9,
+    })
+  );
+  store.materialise(new Rng(0));
+  bns.forEach((bn, i) => {
+    bn.runningMean.value.assign(tf.tensor1d(values(chans[i], 40 + i)));
+    bn.runningVar.value.assign(tf.tensor1d(values(chans[i], 50 + i).map((v) => 1.5 + v)));
+  });
+  const updates = new BnUpdates();
+  const expected = bns.map((bn, i) => {
+    const mean = tf.tensor1d(values(chans[i], 60 + i)),
+      variance = tf.tensor1d(values(chans[i], 70 + i).map(Math.abs));
+    const m = bn.momentum;
+    const want = tf.tidy(() =>
+      [[bn.runningMean.value, mean], [bn.runningVar.value, variance]].map(([r, b]) =>
+        Array.from(tf.add(tf.mul(r, m), tf.mul(b, 1 - m)).dataSync())
+      )
+    );
+    updates.push(bn, mean, variance);
+    return want;
+  });
+  const before = tf.memory().numTensors;
+  assertEquals(updates.commit(), bns.length);
+  assertEquals(
+    tf.memory().numTensors,
+    before - 2 * bns.length,
+    "the queued statistics are freed, nothing leaks",
+  );
+  bns.forEach((bn, i) => {
+    assertEquals(Array.from(bn.runningMean.value.dataSync()), expected[i][0], `bn${i} running mean`);
+    assertEquals(Array.from(bn.runningVar.value.dataSync()), expected[i][1], `bn${i} running variance`);
+  });
+  store.dispose();
+});
+
 Deno.test("BatchNorm training-mode gradients match central finite differences (float64 reference)", () => {
   const c = 3, shape: [number, number, number, number] = [2, 2, 3, c];
   const n = 2 * 2 * 3 * c;
