@@ -146,7 +146,7 @@ async function runStreaming(cmd: string, args: string[], what: string): Promise<
 }
 
 /**
- * A Python that imports torch: $PC_TORCH_PYTHON, .venv, Debian's /usr/bin/python3, python3 — the first that
+ * A Python that imports torch: $PC_TORCH_PYTHON, the bench's PyPI venv, .venv, /usr/bin/python3, python3 — the first that
  * works, and what was tried before it (for the "not measured" line).
  */
 export async function findTorchPython(): Promise<{ python?: string; tried: string[] }> {

@@ -12,10 +12,9 @@
 import { parseArgs } from "node:util";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import process from "node:process";
 import { tf } from "../lib/backend/tf.ts";
 import { type BackendName, initBackend, probeBackend } from "../lib/backend/mod.ts";
-import { findTorchPython, ROOT } from "./_common.ts";
+import { ensureTorchEnv, findTorchPython, ROOT, TORCH_VERSION } from "./_common.ts";
 
 interface Shape {
   name: string;
@@ -88,27 +87,11 @@ function shrink(s: Shape, f: number): Shape {
 // ----------------------------------------------------------------------------------------------------------
 // PyTorch side
 
-const APT_HINT =
-  "sudo apt-get install -y --no-install-recommends python3-torch   (Debian 12: torch 1.13.1, CPU)";
-
 interface TorchServer {
   version: string;
   maxThreads: number;
   step(shape: number, threads: number): Promise<number>;
   close(): Promise<void>;
-}
-
-async function installTorch(): Promise<void> {
-  console.log(`[bench] installing PyTorch: ${APT_HINT.split("   ")[0]}`);
-  const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
-  const cmd = [...sudo, "apt-get", "install", "-y", "--no-install-recommends", "python3-torch"];
-  const r = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    env: { DEBIAN_FRONTEND: "noninteractive" },
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!r.success) throw new Error(`apt-get failed (exit ${r.code})`);
 }
 
 async function startTorch(python: string, shapes: Shape[]): Promise<TorchServer> {
@@ -243,7 +226,9 @@ export async function run(args: string[]): Promise<void> {
   if (!values["no-torch"]) {
     let found = await findTorchPython();
     if (!found.python && values["install-torch"]) {
-      await installTorch();
+      // the same PyPI torch + timm as bench train (project-local venv)
+      const env = await ensureTorchEnv(true);
+      if (env.note) console.log(`[bench] ${env.note}`);
       found = await findTorchPython();
     }
     if (found.python) {
@@ -255,7 +240,8 @@ export async function run(args: string[]): Promise<void> {
       }
     } else {
       torchNote = `PyTorch baseline unavailable (tried ${found.tried.join(", ")}). ` +
-        `Install it with: ${APT_HINT}; or run with --install-torch; or set PC_TORCH_PYTHON`;
+        `Run with --install-torch (PyTorch ${TORCH_VERSION} from PyPI into .cache/bench-torch-${TORCH_VERSION}), ` +
+        "or set PC_TORCH_PYTHON to a Python that imports torch";
     }
   } else torchNote = "PyTorch baseline skipped (--no-torch)";
   console.log(torchNote);
