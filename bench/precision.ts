@@ -6,7 +6,7 @@
  * reports the final mIoU of each run, the mean per precision and the bf16 - fp32 difference (issue 16 asks for
  * |difference| <= 0.01 over two seeds), with s/it. About 12 minutes per run of the default config on 2 cores:
  * 4 runs ~ 50 min. Results: bench/out/precision.json (bench/report.ts puts them into RESULTS.md) and the runs'
- * folders under output/precision/ (checkpoints, metrics.jsonl, report.html).
+ * folders under output/precision/<date-time>/ (checkpoints, metrics.jsonl, report.html).
  *
  * On a CPU without native bf16 (neither avx512_bf16 nor amx_bf16) the bf16 runs fall back to fp32, which the
  * trainer says in one line; this benchmark then stops before training, as there is nothing to compare.
@@ -48,7 +48,11 @@ export async function run(args: string[]): Promise<PrecisionRun[]> {
       seeds: { type: "string", default: "0,1" },
       precisions: { type: "string", default: "fp32,bf16" },
       iters: { type: "string" },
-      out: { type: "string", default: "output/precision" },
+      // a fresh folder per invocation: the trainer never writes into another run's save_dir
+      out: {
+        type: "string",
+        default: `output/precision/${new Date().toISOString().slice(0, 16).replace(/[:T]/g, "-")}`,
+      },
     },
   });
   const flags = cpuBf16Flags();

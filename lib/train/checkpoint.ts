@@ -155,7 +155,7 @@ export async function saveCheckpoint(dir: string, s: SaveInputs): Promise<void> 
   await replaceDir(dir, async (tmp) => {
     await saveWeights(s.model, join(tmp, "model.safetensors"), { iter: s.state.iter });
     const extra = new Map<string, RawTensor>();
-    for (const [name, v] of s.optimizer.state()) extra.set(`velocity/${name}`, await raw(v));
+    for (const [name, v] of await s.optimizer.state()) extra.set(`velocity/${name}`, await raw(v));
     let memory: TrainState["memory"];
     if (s.memory) {
       const m = s.memory.getState();

@@ -178,22 +178,25 @@ export class MomentumSGD {
   }
 
   /**
-   * Velocity tensors by parameter name (for checkpoints). They stay valid until the next `step`, `loadState`
-   * or `dispose`, which free them.
+   * Velocity tensors by parameter name (for checkpoints), made from a host copy on the active backend: the
+   * optimizer's own tensors are only read (`await data()`), never used in an op here, as an op under another
+   * backend would move them there (the webgpu parity test snapshots the native optimizer with webgpu
+   * active). The tensors stay valid until the next `step`, `state`, `loadState` or `dispose`, which free them.
    */
-  state(): Map<string, tf.Tensor> {
+  async state(): Promise<Map<string, tf.Tensor>> {
     this.#freeStateViews();
-    const m = this.#perName();
-    // put them back where the next step finds them: pending, if there are no groups yet
-    if (this.#groups.length === 0) {
-      for (const [n, t] of m) this.#pending.set(n, t.clone());
-    } else {
-      for (const [n, t] of m) {
-        if (!this.#groups.some((g) => g.names.includes(n))) this.#pending.set(n, t.clone());
-      }
+    const out = new Map<string, tf.Tensor>();
+    for (const g of this.#groups) {
+      const data = (await g.velocity.data()) as Float32Array;
+      let off = 0;
+      g.names.forEach((n, i) => {
+        out.set(n, tf.tensor(data.slice(off, off + g.sizes[i]), g.shapes[i]));
+        off += g.sizes[i];
+      });
     }
-    this.#stateViews = [...m.values()];
-    return m;
+    for (const [n, t] of this.#pending) out.set(n, tf.tensor((await t.data()) as Float32Array, t.shape));
+    this.#stateViews = [...out.values()];
+    return out;
   }
 
   /** Restores velocities (from a checkpoint); shapes must match the parameters. The caller keeps `state`. */

@@ -76,7 +76,7 @@ async function snapshot(
 ): Promise<{ params: Map<string, Float32Array>; velocity: Map<string, Float32Array> }> {
   const params = new Map<string, Float32Array>(), velocity = new Map<string, Float32Array>();
   for (const [k, v] of s.model.namedWeights()) params.set(k, (await v.data()) as Float32Array);
-  for (const [k, v] of s.optimizer.state()) velocity.set(k, (await v.data()) as Float32Array);
+  for (const [k, v] of await s.optimizer.state()) velocity.set(k, (await v.data()) as Float32Array);
   return { params, velocity };
 }
 

@@ -5,7 +5,7 @@ import { MomentumSGD } from "../../lib/train/optimizer.ts";
 
 await initBackend();
 
-Deno.test("MomentumSGD follows Paddle's Momentum with coupled L2 decay, step by step", () => {
+Deno.test("MomentumSGD follows Paddle's Momentum with coupled L2 decay, step by step", async () => {
   const p0 = [1.0, -2.0, 0.5];
   const grads = [[0.1, 0.2, -0.3], [0.0, -0.1, 0.4], [0.05, 0.05, 0.05]];
   const lrs = [0.01, 0.009, 0.008];
@@ -29,7 +29,7 @@ Deno.test("MomentumSGD follows Paddle's Momentum with coupled L2 decay, step by 
     }
   }
   assertClose(params.get("w")!.dataSync(), p, 1e-6);
-  assertClose(opt.state().get("w")!.dataSync(), v, 1e-6);
+  assertClose((await opt.state()).get("w")!.dataSync(), v, 1e-6);
   opt.dispose();
   params.get("w")!.dispose();
 });
@@ -66,7 +66,7 @@ function referenceStep(
   });
 }
 
-Deno.test("MomentumSGD's flat, grouped update equals the per-parameter one bit for bit (groups, layout changes, state)", () => {
+Deno.test("MomentumSGD's flat, grouped update equals the per-parameter one bit for bit (groups, layout changes, state)", async () => {
   const shapes: [string, number[]][] = [
     ["conv", [3, 3, 4, 5]],
     ["gamma", [5]],
@@ -104,7 +104,7 @@ Deno.test("MomentumSGD's flat, grouped update equals the per-parameter one bit f
       assertEquals(Array.from(a.get(n)!.dataSync()), Array.from(b.get(n)!.dataSync()), `step ${s} ${n}`);
     }
   }
-  const st = opt.state();
+  const st = await opt.state();
   for (const [n] of shapes) {
     assertEquals(st.get(n)!.shape, vel.get(n)!.shape, `velocity ${n} shape`);
     assertEquals(Array.from(st.get(n)!.dataSync()), Array.from(vel.get(n)!.dataSync()), `velocity ${n}`);
