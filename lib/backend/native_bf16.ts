@@ -12,20 +12,20 @@
  * No rebuilt binding, graph or session is needed (the alternatives are weighed in scripts/native/README.md).
  *
  * bf16 is scoped: `withComputePrecision("bf16", f)` turns it on for the kernels `f` runs synchronously
- * (trainStep's forward and backward); outside such a scope, and for non-float inputs, the kernels are the
- * float32 ones they wrap.
+ * (trainStep's pieces recorded on its Tape, and its backward); outside such a scope, and for non-float inputs,
+ * the kernels are the float32 ones they wrap.
  *
  * Which ops: in PyTorch the activations stay bf16 between ops; here each bf16 op pays for casting its inputs and
  * output. Measured on an AVX512-BF16 CPU (2 cores; forward + both backprops, interleaved A/B medians): the
- * 720-channel 3x3 head conv at 128x64 ran 1.64x faster, a 1x1 270→720 conv 1.17x, a 1000x720x1000 matmul
- * 1.42x, while the small HRNet-W18-Small branch convs (18-144 channels, ~48 MFLOP) ran 5-13% slower, 1x1 convs
+ * 270-channel 3x3 head conv of HRNet-W18-Small at 128x64 ran 1.64x faster (a 720-channel one, forward alone,
+ * 2.3x), a 1x1 270→720 conv 1.17x, a 1000x720x1000 matmul 1.42x, while the small HRNet-W18-Small branch convs (18-144 channels, ~48 MFLOP) ran 5-13% slower, 1x1 convs
  * with 64 channels up to 25% slower and a resize-as-matmul (K = 64) 20% slower. So an op runs in bf16 only
  * when it is big and compute-bound: at least {@link Bf16Policy.minFlops} multiply-adds x 2 and
  * {@link Bf16Policy.minIntensity} FLOPs per element it reads or writes.
  *
  * Backprops of explicitly padded convs stay fp32: libtensorflow runs them with Eigen, not oneDNN (no
- * ONEDNN_VERBOSE line), and Eigen's bf16 filter gradient accumulates in bf16 (2e-2 relative error against fp32
- * accumulation of the same bf16 inputs, where oneDNN's is exact). The model never pads explicitly (lib/models
+ * ONEDNN_VERBOSE line), and Eigen's bf16 filter gradient is 2e-2 (relative) off the fp32-accumulated one of
+ * the same bf16 inputs, which oneDNN's matches exactly. The model never pads explicitly (lib/models
  * pads with tf.pad), so this costs nothing there.
  */
 import { existsSync, readFileSync } from "node:fs";
