@@ -20,7 +20,6 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { ensurePaddleEnv as provisionPaddle, PADDLE_VENV, paddlePython } from "../scripts/setup/paddle.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
