@@ -208,7 +208,7 @@ export async function ourSteps(
       anchors: d.contrastDetail?.anchors ?? 0,
     });
   }
-  for (const v of optimizer.velocity.values()) v.dispose();
+  optimizer.dispose();
   return { images: ds.items.map((it) => it.image.split("/").pop()!), steps: out };
 }
 
