@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { tf } from "../lib/backend/tf.ts";
 import { adapterFacts, registerWebGPUBackend } from "../lib/backend/webgpu.ts";
 import { registerMissingGradients } from "../lib/backend/gradients.ts";
-import { registerResizeBilinearGrad } from "../lib/backend/resize_grad.ts";
+import { registerResizeBilinearGrad } from "../lib/backend/resize.ts";
 import { registerFusedGradients } from "../lib/backend/native_fused.ts";
 import { installBackpropMemoryRelease } from "../lib/backend/backprop_memory.ts";
 import { buildModel } from "../lib/models/mod.ts";

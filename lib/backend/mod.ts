@@ -11,7 +11,7 @@
  */
 import { tf } from "./tf.ts";
 import { registerWasmGradients, type WasmKernelPatch } from "./wasm_grads.ts";
-import { registerResizeBilinearGrad } from "./resize_grad.ts";
+import { registerResizeBilinearGrad } from "./resize.ts";
 import { registerMissingGradients } from "./gradients.ts";
 import { registerNativeKernelFixes } from "./native_kernels.ts";
 import { registerFusedGradients, registerNativeFusedKernels } from "./native_fused.ts";
@@ -259,7 +259,7 @@ const fixedResize = new Set<string>();
 
 /**
  * Kernel and gradient fixes every backend gets, once its package has registered its own kernels: the
- * ResizeBilinearGrad that honours halfPixelCenters (./resize_grad.ts), the gradients TF.js lacks
+ * ResizeBilinearGrad that honours halfPixelCenters (./resize.ts), the gradients TF.js lacks
  * (./gradients.ts), early freeing in the backward pass (./backprop_memory.ts), an output-saving Relu gradient and,
  * on tensorflow, conv backprops with explicit padding (./native_kernels.ts), fused BatchNorm/ReluGrad
  * kernels (./native_fused.ts) and the bf16 wrappers of the conv and matmul kernels (./native_bf16.ts).

@@ -8,23 +8,12 @@
  * (and TORCH's `elementwise_mean`) Σ w·nll / Σ w. All pixels ignored → exactly 0 (numerator is 0).
  */
 import { type Tensor, type Tensor3D, type Tensor4D, tf } from "../backend/tf.ts";
+import { resizeBilinear } from "../backend/resize.ts";
 
 type Scalar = tf.Scalar;
 import { type CrossEntropyOptions, DEFAULT_CE_OPTIONS, resolveClassWeights } from "./options.ts";
-import { resizeBilinearLogits } from "./resize.ts";
 
 export const CE_EPS = 1e-8;
-
-/**
- * Bilinear upsampling of logits to the label size (no-op when equal). `alignCorners` false is
- * PaddleSeg's half-pixel mode (`align_corners=False`), true is TORCH's. Differentiable on every backend.
- * logits: [N,h,w,C] float32 → [N,H,W,C].
- */
-export function upsampleLogits(logits: Tensor4D, size: [number, number], alignCorners = false): Tensor4D {
-  const [, h, w] = logits.shape;
-  if (h === size[0] && w === size[1]) return logits;
-  return resizeBilinearLogits(logits, size, alignCorners);
-}
 
 /**
  * logits: [N,h,w,C] float32 (upsampled to the label size when smaller), labels: [N,H,W] int32.
@@ -42,7 +31,7 @@ export function crossEntropyLoss(
   const weights = resolveClassWeights(o.weight, numClasses);
   return tf.tidy(() => {
     const [, H, W] = labels.shape;
-    const x = upsampleLogits(logits, [H, W], o.alignCorners);
+    const x = resizeBilinear(logits, [H, W], o.alignCorners);
     const logp = tf.logSoftmax(x, -1);
     const mask = tf.cast(tf.notEqual(labels, tf.scalar(o.ignoreIndex, "int32")), "float32");
     // oneHot gives an all-zero row for indices outside [0, C) (255, -1): those pixels add nothing.
@@ -76,7 +65,7 @@ export function crossEntropyGradNorm(
   const weights = resolveClassWeights(o.weight, numClasses);
   return tf.tidy(() => {
     const [, H, W] = labels.shape;
-    const x = upsampleLogits(logits, [H, W], o.alignCorners);
+    const x = resizeBilinear(logits, [H, W], o.alignCorners);
     const p = tf.softmax(x, -1);
     const mask = tf.cast(tf.notEqual(labels, tf.scalar(o.ignoreIndex, "int32")), "float32");
     const oneHot = oneHotFloat(labels, numClasses);

@@ -5,7 +5,7 @@
  * `memoryBankFromOptions`.
  */
 export * from "./options.ts";
-export { CE_EPS, crossEntropyGradNorm, crossEntropyLoss, upsampleLogits } from "./cross_entropy.ts";
+export { CE_EPS, crossEntropyGradNorm, crossEntropyLoss } from "./cross_entropy.ts";
 export { downsampleLabels, labelsAndPredictions, nearestSourceIndices, predictFromLogits } from "./labels.ts";
 export {
   type AnchorSample,

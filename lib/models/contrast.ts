@@ -12,7 +12,8 @@ import { tf } from "../backend/tf.ts";
 import { Rng } from "../util/rng.ts";
 import { type BackboneName, HRNet, HRNET_CONFIGS } from "./hrnet.ts";
 import { BnUpdates, Conv2d, ConvBN, type ForwardContext, type PaddingMode } from "./layers.ts";
-import { dropout2d, l2Normalize, resizeBilinear } from "./ops.ts";
+import { resizeBilinear } from "../backend/resize.ts";
+import { dropout2d, l2Normalize } from "./ops.ts";
 import { numel, ParamStore } from "./params.ts";
 
 export type ModelType = "HRNetW48Contrast" | "HRNetCE";

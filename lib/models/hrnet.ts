@@ -9,7 +9,8 @@
  */
 import { tf } from "../backend/tf.ts";
 import { ConvBN, type ForwardContext, type PaddingMode } from "./layers.ts";
-import { recomputeInBackward, resizeBilinear } from "./ops.ts";
+import { resizeBilinear } from "../backend/resize.ts";
+import { recomputeInBackward } from "./ops.ts";
 import type { Param, ParamInit, ParamStore } from "./params.ts";
 import { hrnetConcatChannels, type HRNetConfig, type StageConfig } from "./hrnet_configs.ts";
 

@@ -30,7 +30,7 @@ export {
 } from "./contrast.ts";
 export { BACKBONE_NAMES, type BackboneName, HRNET_CONFIGS, type HRNetConfig } from "./hrnet.ts";
 export { BnUpdates, type PaddingMode } from "./layers.ts";
-export { dropout2d, interpolationMatrix, l2Normalize, recomputeInBackward, resizeBilinear } from "./ops.ts";
+export { dropout2d, l2Normalize, recomputeInBackward } from "./ops.ts";
 export { type ParamSpec, ParamStore } from "./params.ts";
 export { formatCounts, summarize } from "./summary.ts";
 export {

@@ -1,9 +1,7 @@
 /**
- * Tensor operations the model needs with exact Paddle semantics and correct gradients on every backend.
+ * Tensor operations the model needs with exact Paddle semantics and correct gradients on every backend
+ * (bilinear resizing and its gradient: lib/backend/resize.ts).
  *
- * - `resizeBilinear`: forward with TF.js' kernel; backward is our own, because TF.js' ResizeBilinearGrad
- *   kernels (cpu and tfjs-node) ignore `halfPixelCenters` (wrong gradient for align_corners=False) and the
- *   cpu one also returns a transposed shape for non-square inputs.
  * - `batchNormTrain`: batch-statistics BatchNorm with the standard closed-form backward (one pass, no tiled
  *   intermediates) that also hands out the batch statistics for the running-average update.
  * - `dropout2d`: whole-channel dropout whose mask comes from an injected `Rng`.
@@ -16,62 +14,6 @@
 import { tf } from "../backend/tf.ts";
 import { FUSED_BN_TRAIN, hasFusedBatchNorm } from "../backend/native_fused.ts";
 import type { Rng } from "../util/rng.ts";
-
-/**
- * Interpolation matrix M `[outSize, inSize]` of a 1-D bilinear resize, so that y = M x. Coefficients follow
- * TensorFlow's resize kernel (which equals Paddle `align_mode=0` / PyTorch for align_corners=False, and the
- * align_corners=True convention otherwise): source = (i + 0.5) * in/out - 0.5 (half-pixel centres) or
- * i * (in-1)/(out-1) (align corners); lower = max(floor(src), 0), upper = min(ceil(src), in-1),
- * weights (1 - frac, frac) with frac = src - floor(src).
- */
-export function interpolationMatrix(inSize: number, outSize: number, alignCorners: boolean): Float32Array {
-  const m = new Float32Array(outSize * inSize);
-  const scale = alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
-  for (let i = 0; i < outSize; i++) {
-    const src = alignCorners ? i * scale : (i + 0.5) * scale - 0.5;
-    const f = Math.floor(src);
-    const lower = Math.max(f, 0);
-    const upper = Math.min(Math.ceil(src), inSize - 1);
-    const frac = src - f;
-    m[i * inSize + lower] += 1 - frac;
-    m[i * inSize + upper] += frac;
-  }
-  return m;
-}
-
-/** dx of a bilinear resize: dx = My^T dy Mx (per image and channel), as two 2-D matmuls. */
-function resizeBilinearAdjoint(
-  dy: tf.Tensor4D,
-  inSize: [number, number],
-  alignCorners: boolean,
-): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [n, ho, wo, c] = dy.shape;
-    const [h, w] = inSize;
-    const my = tf.tensor2d(interpolationMatrix(h, ho, alignCorners), [ho, h]);
-    const mx = tf.tensor2d(interpolationMatrix(w, wo, alignCorners), [wo, w]);
-    let t = tf.reshape(tf.transpose(dy, [1, 0, 2, 3]), [ho, n * wo * c]);
-    t = tf.matMul(my, t, true, false); // [h, n*wo*c]
-    t = tf.reshape(tf.transpose(tf.reshape(t, [h, n, wo, c]), [2, 0, 1, 3]), [wo, h * n * c]);
-    t = tf.matMul(mx, t, true, false); // [w, h*n*c]
-    return tf.transpose(tf.reshape(t, [w, h, n, c]), [2, 1, 0, 3]) as tf.Tensor4D;
-  });
-}
-
-/**
- * Bilinear resize of `x: [N,H,W,C]` to `size = [outH, outW]`.
- * alignCorners=false: half-pixel centres (Paddle/PyTorch align_corners=False, the REPRO default);
- * alignCorners=true: corner pixels aligned (TORCH mode). Same size: returns `x` itself.
- */
-export function resizeBilinear(x: tf.Tensor4D, size: [number, number], alignCorners: boolean): tf.Tensor4D {
-  const [, h, w] = x.shape;
-  if (h === size[0] && w === size[1]) return x;
-  const op = tf.customGrad((xi: tf.Tensor | tf.GradSaveFunc) => ({
-    value: tf.image.resizeBilinear(xi as tf.Tensor4D, size, alignCorners, !alignCorners),
-    gradFunc: (dy: tf.Tensor) => resizeBilinearAdjoint(dy as tf.Tensor4D, [h, w], alignCorners),
-  }));
-  return op(x) as tf.Tensor4D;
-}
 
 /** Receives the batch statistics of a training-mode BatchNorm (kept tensors; the receiver disposes). */
 export type BatchStatsSink = (mean: tf.Tensor1D, variance: tf.Tensor1D) => void;

@@ -6,7 +6,8 @@
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { BatchNorm2d, BnUpdates, Conv2d } from "../../lib/models/layers.ts";
-import { dropout2d, l2Normalize, resizeBilinear } from "../../lib/models/ops.ts";
+import { dropout2d, l2Normalize } from "../../lib/models/ops.ts";
+import { resizeBilinear } from "../../lib/backend/resize.ts";
 import { ParamStore } from "../../lib/models/params.ts";
 import { HRNet, HRNET_CONFIGS } from "../../lib/models/hrnet.ts";
 import { Rng } from "../../lib/util/rng.ts";

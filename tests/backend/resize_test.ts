@@ -1,29 +1,47 @@
 /**
- * ResizeBilinearGrad (replaced on every backend by lib/backend/resize_grad.ts) is the exact transpose of the
+ * ResizeBilinearGrad (replaced on every backend by lib/backend/resize.ts) is the exact transpose of the
  * forward resize, for halfPixelCenters (PaddleSeg's align_corners=False) and alignCorners, up and down.
  * Reference: the forward resize written as dense interpolation matrices y = Ry · x · Rxᵀ (checked against
  * tf.image.resizeBilinear itself), whose gradient is Ryᵀ · dy · Rx.
  */
 import { tf } from "../../lib/backend/tf.ts";
 import { type BackendName, initBackend, probeBackend } from "../../lib/backend/mod.ts";
-import { interpolationTaps } from "../../lib/backend/resize_grad.ts";
 import { assertSameOutputs, pattern, runOn } from "./_compare.ts";
 
 const prev = tf.getBackend();
 const backends: BackendName[] = [];
 for (const b of ["tensorflow", "wasm", "cpu"] as const) {
   if (!(await probeBackend(b)).available) {
-    console.log(`resize_grad_test: backend ${b} not available here, not tested`);
+    console.log(`resize_test: backend ${b} not available here, not tested`);
     continue;
   }
   try {
     await initBackend(b);
     backends.push(b);
   } catch (e) {
-    console.log(`resize_grad_test: backend ${b} skipped: ${(e as Error).message}`);
+    console.log(`resize_test: backend ${b} skipped: ${(e as Error).message}`);
   }
 }
 if (prev) await tf.setBackend(prev);
+
+/** Source rows (lower, upper) and the weight of `upper`, as TF.js's forward ResizeBilinear computes them. */
+function interpolationTaps(
+  inSize: number,
+  outSize: number,
+  alignCorners: boolean,
+  halfPixelCenters: boolean,
+) {
+  const scale = alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
+  const lower = new Int32Array(outSize), upper = new Int32Array(outSize), frac = new Float32Array(outSize);
+  for (let o = 0; o < outSize; o++) {
+    const src = halfPixelCenters ? scale * (o + 0.5) - 0.5 : scale * o;
+    const lo = Math.max(0, Math.floor(src));
+    lower[o] = lo;
+    upper[o] = Math.min(inSize - 1, Math.ceil(src));
+    frac[o] = src - lo;
+  }
+  return { lower, upper, frac };
+}
 
 /** [out, in] matrix of 1-D bilinear interpolation, built from the same taps TF.js's forward uses */
 function interpMatrix(inSize: number, outSize: number, align: boolean, half: boolean): tf.Tensor2D {
