@@ -3,7 +3,8 @@
  * and deterministic inputs. Imports nothing that loads a backend (bench/gpu.ts is bundled without them).
  */
 import { join } from "node:path";
-import { type LossOptions, lossOptionsFromConfig } from "../lib/losses/mod.ts";
+import type { LossOptions } from "../lib/losses/mod.ts";
+import { lossOptionsOf } from "../lib/run/options.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { OUT_DIR } from "./_common.ts";
 
@@ -30,7 +31,7 @@ export const GPU_CONFIGS: TrainConfig[] = [
 ];
 
 /** The seed config's loss (configs/hrnet_w48_contrast/hrnet_w48_contrast_cityscapes_1024x512_60k.yml). */
-export const SEED_LOSS: LossOptions = lossOptionsFromConfig(
+export const SEED_LOSS: LossOptions = lossOptionsOf(
   {
     types: [
       { type: "CrossEntropyLoss" },
@@ -44,7 +45,7 @@ export const SEED_LOSS: LossOptions = lossOptionsFromConfig(
       },
     ],
     coef: [1, 0.1],
-  } as unknown as Parameters<typeof lossOptionsFromConfig>[0],
+  },
 );
 
 /**

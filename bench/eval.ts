@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { tf } from "../lib/backend/tf.ts";
 import { initBackend } from "../lib/backend/mod.ts";
 import { buildModel } from "../lib/models/mod.ts";
+import { modelOptionsOf } from "../lib/run/options.ts";
 import { predictClasses, resolveEvalMode } from "../lib/eval/inference.ts";
 import { Rng } from "../lib/util/rng.ts";
 import {
@@ -99,7 +100,10 @@ export async function run(args: string[]): Promise<EvalResult[]> {
     );
     const inputs = makeInputs(1, cfg.h, cfg.w);
     const res: EvalResult = { config: cfg, contenders: [], skipped: [], detail: { ours: info.detail } };
-    const model = buildModel({ backbone: cfg.model, numClasses: 19, projDim: 720 }, new Rng(3).fork("init"));
+    const model = buildModel(
+      modelOptionsOf({ backbone: cfg.model, numClasses: 19, projDim: 720 }),
+      new Rng(3).fork("init"),
+    );
     const x = tf.tensor4d(inputs.image, [1, cfg.h, cfg.w, 3]);
     const modes = {
       whole: resolveEvalMode({}),

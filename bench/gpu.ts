@@ -28,6 +28,7 @@ import { registerResizeBilinearGrad } from "../lib/backend/resize.ts";
 import { registerFusedGradients } from "../lib/backend/native_fused.ts";
 import { installBackpropMemoryRelease } from "../lib/backend/backprop_memory.ts";
 import { buildModel } from "../lib/models/mod.ts";
+import { modelOptionsOf } from "../lib/run/options.ts";
 import { crossEntropyLoss } from "../lib/losses/mod.ts";
 import { MomentumSGD } from "../lib/train/optimizer.ts";
 import { trainStep } from "../lib/train/step.ts";
@@ -225,7 +226,10 @@ export async function run(args: string[]): Promise<void> {
       null;
     if (runWebgpu) {
       const rng = new Rng(2021);
-      const model = buildModel({ backbone: cfg.model, numClasses: 19, projDim: 720 }, rng.fork("init"));
+      const model = buildModel(
+        modelOptionsOf({ backbone: cfg.model, numClasses: 19, projDim: 720 }),
+        rng.fork("init"),
+      );
       const optimizer = new MomentumSGD({ momentum: 0.9, weightDecay: 2e-4 });
       let iter = 0;
       /** Waits for the GPU to finish what was queued (the update comes after the step's last read). */

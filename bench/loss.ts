@@ -16,6 +16,7 @@ import { Rng } from "../lib/util/rng.ts";
 import { labelsAndPredictions } from "../lib/losses/labels.ts";
 import { sampleHardAnchors } from "../lib/losses/sampler.ts";
 import { pixelContrastLoss } from "../lib/losses/pixel_contrast.ts";
+import { contrastOptionsOf } from "../lib/run/options.ts";
 import { Tape } from "../lib/backend/tape.ts";
 import { PADDLE_VENV_DIR } from "./_common.ts";
 
@@ -130,7 +131,7 @@ export async function run(args: string[]): Promise<void> {
 
   const labelsT = tf.tensor3d(Int32Array.from(labels), [N, H, W], "int32");
   const logitsT = tf.tensor4d(logits, [N, h, w, C]);
-  const opts = { contrastGroupSize: 2 }; // seed defaults otherwise: 0.1, 0.07, 1024, 100, 255
+  const opts = contrastOptionsOf({ contrastGroupSize: 2 }); // seed defaults otherwise: 0.1, 0.07, 1024, 100, 255
 
   // the host part alone: download of labels/predictions + sampling
   const hostMs: number[] = [];

@@ -25,6 +25,7 @@ import { tf } from "../lib/backend/tf.ts";
 import { type BackendName, initBackend, probeBackend } from "../lib/backend/mod.ts";
 import { BF16_CPU_FLAGS, cpuBf16Flags, type Precision } from "../lib/backend/native_bf16.ts";
 import { buildModel, type SegModel } from "../lib/models/mod.ts";
+import { modelOptionsOf } from "../lib/run/options.ts";
 import { MomentumSGD } from "../lib/train/optimizer.ts";
 import { trainStep } from "../lib/train/step.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -60,7 +61,10 @@ export class OurTrainer {
     readonly label: Int32Array,
     readonly recompute = false,
   ) {
-    this.model = buildModel({ backbone: cfg.model, numClasses: 19, projDim: 720 }, this.rng.fork("init"));
+    this.model = buildModel(
+      modelOptionsOf({ backbone: cfg.model, numClasses: 19, projDim: 720 }),
+      this.rng.fork("init"),
+    );
   }
 
   /** One train step; returns seconds and the loss. */

@@ -10,12 +10,11 @@ import { configFlagsHelp, loadConfig, parseConfigArgs } from "../config/mod.ts";
 import { initBackend, resolveBackendRequest } from "../backend/mod.ts";
 import { tf } from "../backend/tf.ts";
 import { applyTransforms, buildTransforms, readImageRgb } from "../data/mod.ts";
-import { exportPrediction, predictClasses, resolveEvalMode } from "../eval/mod.ts";
-import { evalModeFromConfig, modelFromConfig } from "../train/build.ts";
-import { loadModelPath } from "../train/weights.ts";
+import { evalModeFromConfig, exportPrediction, predictClasses, resolveEvalMode } from "../eval/mod.ts";
+import { loadTrainedModel } from "../run/trained_model.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { runCli } from "./common.ts";
+import { runCli, UsageError } from "./common.ts";
 import { FileCheckError, readFileBounded } from "../util/fs.ts";
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
@@ -62,26 +61,15 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  for (const k of ["model_path", "image_path"]) if (!args.extra[k]) throw new Error(`--${k} is required`);
-  if (!args.config) throw new Error("--config is required");
-  if (!args.flags.save_dir) throw new Error("--save_dir is required (where the predictions go)");
+  for (const k of ["model_path", "image_path"]) {
+    if (!args.extra[k]) throw new UsageError(`--${k} is required`);
+  }
+  if (!args.config) throw new UsageError("--config is required");
+  if (!args.flags.save_dir) throw new UsageError("--save_dir is required (where the predictions go)");
   const config = await loadConfig(args.config, { flags: args.flags, overrides: args.opts });
   await initBackend(resolveBackendRequest({ flag: args.flags.backend, config: config.backend }).request);
   const images = await listImages(String(args.extra.image_path));
-  const model = await modelFromConfig(
-    {
-      ...config,
-      model: {
-        ...config.model,
-        pretrained: undefined,
-        backbone: { ...config.model.backbone, pretrained: undefined },
-      },
-    },
-    new Rng(0),
-  );
-  await loadModelPath(model, String(args.extra.model_path), {
-    minMatchedShare: config.model.pretrained_min_match,
-  });
+  const { model } = await loadTrainedModel(config, String(args.extra.model_path), console.log);
   const transforms = buildTransforms(
     config.val_dataset?.transforms ?? [{ type: "Normalize" }],
     "val_dataset.transforms",

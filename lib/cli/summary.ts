@@ -5,11 +5,20 @@
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/mod.ts";
-import { type ModelOptions, modelOptionsFromConfig, SegModel, summarize } from "../models/mod.ts";
-import { runCli } from "./common.ts";
+import { type ModelOptions, SegModel, summarize } from "../models/mod.ts";
+import { modelOptions, modelOptionsOf } from "../run/options.ts";
+import { runCli, UsageError } from "./common.ts";
 
 const HELP = `usage: deno task summary --config <file.yml> [--full]
        deno task summary --backbone HRNet_W48 --num_classes 19 [--proj_dim 720] [--type HRNetW48Contrast|HRNetCE] [--full]`;
+
+/** `--type` as the config spells it (with PaddleSeg's and REPRO's aliases), or as lib/models names it. */
+const MODEL_TYPES: Record<string, ModelOptions["type"]> = {
+  HRNetW48Contrast: "HRNetW48Contrast",
+  HRNetW48ContrastHead: "HRNetW48Contrast",
+  HRNetW48: "HRNetCE",
+  HRNetCE: "HRNetCE",
+};
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -30,17 +39,21 @@ export async function main(args: string[]): Promise<number> {
   }
   let options: ModelOptions;
   if (values.config) {
-    options = modelOptionsFromConfig((await loadConfig(values.config)).model);
+    options = modelOptions((await loadConfig(values.config)).model);
   } else if (values.backbone && values.num_classes) {
-    options = {
-      type: (values.type ?? "HRNetW48Contrast") as ModelOptions["type"],
+    // checked against the schema like a config's model section (a wrong value exits 2, naming the key)
+    const type = values.type ?? "HRNetW48Contrast";
+    if (!(type in MODEL_TYPES)) {
+      throw new UsageError(`--type must be one of ${Object.keys(MODEL_TYPES).join(", ")}, got '${type}'`);
+    }
+    options = modelOptionsOf({
+      type: MODEL_TYPES[type],
       backbone: values.backbone as ModelOptions["backbone"],
       numClasses: Number(values.num_classes),
       projDim: values.proj_dim === undefined ? undefined : Number(values.proj_dim),
-    };
+    });
   } else {
-    console.error(HELP);
-    return 2;
+    throw new UsageError(`--config, or --backbone and --num_classes, is required\n${HELP}`);
   }
   const model = new SegModel(options, { materialise: false });
   console.log(summarize(model, { full: values.full }));

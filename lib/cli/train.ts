@@ -7,7 +7,7 @@
  */
 import { configFlagsHelp, loadConfig, parseConfigArgs } from "../config/mod.ts";
 import { resolveBackendRequest } from "../backend/mod.ts";
-import { train } from "../train/trainer.ts";
+import { train } from "../run/train.ts";
 import { DEFAULT_CONFIG, runCli } from "./common.ts";
 
 export async function main(argv: string[]): Promise<number> {

@@ -8,10 +8,10 @@
  */
 import { configFlagsHelp, loadConfig, parseConfigArgs } from "../config/mod.ts";
 import { initBackend, resolveBackendRequest } from "../backend/mod.ts";
-import { datasetFromConfig, modelFromConfig, validate } from "../train/build.ts";
-import { loadModelPath } from "../train/weights.ts";
-import { Rng } from "../util/rng.ts";
-import { runCli } from "./common.ts";
+import { validate } from "../eval/validate.ts";
+import { datasetFromConfig } from "../run/build.ts";
+import { loadTrainedModel } from "../run/trained_model.ts";
+import { runCli, UsageError } from "./common.ts";
 
 export async function main(argv: string[]): Promise<number> {
   const args = parseConfigArgs(argv, {
@@ -23,24 +23,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`usage: deno task val --config FILE --model_path P [flags]\n\n${configFlagsHelp()}`);
     return 0;
   }
-  if (!args.config) throw new Error("--config is required");
+  if (!args.config) throw new UsageError("--config is required");
   if (!args.extra.model_path) {
-    throw new Error("--model_path is required (a checkpoint folder or weights file)");
+    throw new UsageError("--model_path is required (a checkpoint folder or weights file)");
   }
   const config = await loadConfig(args.config, { flags: args.flags, overrides: args.opts });
   await initBackend(resolveBackendRequest({ flag: args.flags.backend, config: config.backend }).request);
-  const ds = await datasetFromConfig(config.val_dataset, "val_dataset");
-  const model = await modelFromConfig({
-    ...config,
-    model: {
-      ...config.model,
-      pretrained: undefined,
-      backbone: { ...config.model.backbone, pretrained: undefined },
-    },
-  }, new Rng(0));
-  const file = await loadModelPath(model, String(args.extra.model_path), {
-    minMatchedShare: config.model.pretrained_min_match,
-  });
+  const ds = await datasetFromConfig(config, "val_dataset");
+  const { model, file } = await loadTrainedModel(config, String(args.extra.model_path), console.log);
   console.log(`evaluating ${file} on ${ds.items.length} images of ${ds.source}`);
   const exportsDir = args.flags.save_dir;
   const res = await validate(model, ds, config, {

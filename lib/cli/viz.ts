@@ -14,13 +14,12 @@
  * `--compare_config`, else from the config saved in Q's checkpoint folder, else from X.
  */
 import { join } from "node:path";
-import { type Config, configFlagsHelp, loadConfig, parseConfigArgs } from "../config/mod.ts";
+import { configFlagsHelp, loadConfig, parseConfigArgs } from "../config/mod.ts";
 import { initBackend, resolveBackendRequest } from "../backend/mod.ts";
-import { datasetFromConfig } from "../train/build.ts";
-import { checkpointConfig, loadTrainedModel } from "../train/trained_model.ts";
-import { valSamples } from "../eval/samples.ts";
+import { datasetFromConfig } from "../run/build.ts";
+import { trainedFeatureSpace, type TrainedSubject } from "../run/feature_space.ts";
+import { checkpointConfig } from "../run/trained_model.ts";
 import { FEATURE_LAYERS, type FeatureLayer, modelKind } from "../eval/features.ts";
-import { featureSpace } from "../eval/feature_space.ts";
 import {
   featureSpaceFigure,
   featureSpaceTable,
@@ -28,7 +27,7 @@ import {
   type ReportFigure,
   writeFiguresHtml,
 } from "../viz/mod.ts";
-import { runCli } from "./common.ts";
+import { runCli, UsageError } from "./common.ts";
 
 const USAGE =
   `usage: deno task viz embed --config FILE --model_path P [--compare_with Q] [--compare_config FILE]
@@ -45,12 +44,6 @@ const USAGE =
   --method M          pca (default, fast) or umap
   --seed S            sample / UMAP seed (default 0)
   --out F.html        output file (default output/viz/embed_<layer>_<method>.html)`;
-
-interface Subject {
-  title: string;
-  config: Config;
-  path: string;
-}
 
 export async function main(argv: string[]): Promise<number> {
   const args = parseConfigArgs(argv, {
@@ -70,18 +63,22 @@ export async function main(argv: string[]): Promise<number> {
   }
   const [command, ...rest] = args.positionals;
   if (command !== "embed" || rest.length) {
-    throw new Error(
+    throw new UsageError(
       `expected the subcommand 'embed'${command ? `, got '${args.positionals.join(" ")}'` : ""}\n${USAGE}`,
     );
   }
-  if (!args.config) throw new Error("--config is required");
+  if (!args.config) throw new UsageError("--config is required");
   if (!args.extra.model_path) {
-    throw new Error("--model_path is required (a checkpoint folder or weights file)");
+    throw new UsageError("--model_path is required (a checkpoint folder or weights file)");
   }
   const layer = String(args.extra.layer ?? "decoder") as FeatureLayer;
-  if (!FEATURE_LAYERS.includes(layer)) throw new Error(`--layer must be proj or decoder, got '${layer}'`);
+  if (!FEATURE_LAYERS.includes(layer)) {
+    throw new UsageError(`--layer must be proj or decoder, got '${layer}'`);
+  }
   const method = String(args.extra.method ?? "pca");
-  if (method !== "pca" && method !== "umap") throw new Error(`--method must be pca or umap, got '${method}'`);
+  if (method !== "pca" && method !== "umap") {
+    throw new UsageError(`--method must be pca or umap, got '${method}'`);
+  }
   const perClass = positiveInt("pixels", args.extra.pixels ?? 200);
   const images = positiveInt("images", args.extra.images ?? 50);
   const seed = args.flags.seed ?? 0;
@@ -89,55 +86,42 @@ export async function main(argv: string[]): Promise<number> {
 
   const config = await loadConfig(args.config, { flags: args.flags, overrides: args.opts });
   await initBackend(resolveBackendRequest({ flag: args.flags.backend, config: config.backend }).request);
-  const subjects: Subject[] = [{ title: "", config, path: String(args.extra.model_path) }];
+  const subjects: TrainedSubject[] = [
+    { title: "", config, path: String(args.extra.model_path), layers: [layer] },
+  ];
   if (args.extra.compare_with) {
     const q = String(args.extra.compare_with);
     const qConfig = args.extra.compare_config
       ? await loadConfig(String(args.extra.compare_config), { overrides: args.opts })
       : (await checkpointConfig(q)) ?? config;
-    subjects.push({ title: "", config: qConfig, path: q });
+    subjects.push({ title: "", config: qConfig, path: q, layers: [layer] });
   }
   for (const s of subjects) {
     s.title = `${modelKind(s.config)} (${s.path})`;
     if (layer === "proj" && s.config.model.type !== "HRNetW48Contrast") {
-      throw new Error(
+      throw new UsageError(
         `--layer proj: ${s.path} is a ${s.config.model.type} model without a projection head; ` +
           "use --layer decoder (the HRNet representation every model has)",
       );
     }
   }
 
-  const ds = await datasetFromConfig(config.val_dataset, "val_dataset");
-  const space = await featureSpace(
-    subjects.map((s) => ({
-      title: s.title,
-      layers: [layer],
-      load: async () => {
-        const { model, file } = await loadTrainedModel(s.config, s.path, (line) => console.log(line));
-        if (model.numClasses !== ds.numClasses) {
-          model.dispose();
-          throw new Error(
-            `${file}: the model predicts ${model.numClasses} classes, the dataset has ${ds.numClasses}`,
-          );
-        }
-        return model;
-      },
-    })),
-    {
-      samples: () => valSamples(ds, { limit: images }),
-      perClass,
-      seed,
-      ignoreIndex: ds.ignoreIndex,
-      projections: [method],
-      onSelection: (sel) =>
-        console.log(
-          `${sel.labels.length} pixels (≤${perClass} per class, ${
-            sel.available.filter((v) => v > 0).length
-          } classes) from ${sel.grids.length} images of ${ds.source}, seed ${seed}`,
-        ),
-      onFeatures: (s, f) => console.log(`${s.title}: ${layer} features, ${f.dim}-d`),
-    },
-  );
+  const ds = await datasetFromConfig(config, "val_dataset");
+  const space = await trainedFeatureSpace(subjects, {
+    dataset: ds,
+    images,
+    perClass,
+    seed,
+    projections: [method],
+    log: (line) => console.log(line),
+    onSelection: (sel) =>
+      console.log(
+        `${sel.labels.length} pixels (≤${perClass} per class, ${
+          sel.available.filter((v) => v > 0).length
+        } classes) from ${sel.grids.length} images of ${ds.source}, seed ${seed}`,
+      ),
+    onFeatures: (s, f) => console.log(`${s.title}: ${layer} features, ${f.dim}-d`),
+  });
   const { selection: sel } = space;
   // One figure per width: side by side when the models' widths agree.
   const figures: ReportFigure[] = space.views.map((v) => ({
@@ -166,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
 
 function positiveInt(flag: string, v: unknown): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got '${v}'`);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got '${v}'`);
   return n;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Evaluation: confusion matrix → metrics (docs/method.md §8), PaddleSeg's inference modes, exports, and the
- * `evaluate` loop shared by in-training validation and `deno task val`.
+ * `evaluate` loop and `validate` (a config's `test_config`) shared by in-training validation and `deno task val`.
  */
 export { confusionCounts, ConfusionMatrix } from "./confusion.ts";
 export { computeMetrics, formatMetrics, type SegMetrics } from "./metrics.ts";
@@ -37,3 +37,5 @@ export {
   trainIdsToLabelIds,
 } from "./export.ts";
 export { type EvalResult, type EvalSample, evaluate, type EvaluateOptions } from "./evaluate.ts";
+export { valSamples, type ValSamplesOptions } from "./samples.ts";
+export { evalModeFromConfig, validate } from "./validate.ts";

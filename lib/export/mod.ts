@@ -16,15 +16,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/mod.ts";
 import { ensureSyntheticCityscapes } from "../data/synthetic.ts";
-import {
-  buildModel,
-  modelOptionsFromConfig,
-  paddleStateDict,
-  savePdparams,
-  type SegModel,
-} from "../models/mod.ts";
-import { modelFromConfig } from "../train/build.ts";
-import { loadModelPath } from "../train/weights.ts";
+import { buildModel, paddleStateDict, savePdparams, type SegModel } from "../models/mod.ts";
+import { modelFromConfig } from "../run/build.ts";
+import { modelOptions } from "../run/options.ts";
+import { loadTrainedModel } from "../run/trained_model.ts";
 import { writeFileAtomic } from "../util/fs.ts";
 import { Rng } from "../util/rng.ts";
 import { CE_TWIN_PROJ_DIM, translateConfig, type Translation, type WeightsPlan } from "./paddleseg.ts";
@@ -100,34 +95,25 @@ export async function exportToPaddleSeg(o: ExportOptions): Promise<ExportResult>
   let tensors = 0;
   let source = "";
   if (exportWeights) {
-    const bare: Config = o.modelPath
-      ? {
-        ...o.config,
-        model: {
-          ...o.config.model,
-          pretrained: undefined,
-          backbone: { ...o.config.model.backbone, pretrained: undefined },
-        },
-      }
-      : o.config;
-    const rng = new Rng(o.config.seed);
-    const model = await modelFromConfig(bare, rng, log);
+    // the checkpoint at modelPath (which replaces the config's pretrained weights), or the model our trainer
+    // would start from: the config's pretrained tensors plus our seeded initialisation of the rest
+    let model: SegModel;
+    if (o.modelPath) {
+      const trained = await loadTrainedModel(o.config, o.modelPath, log, new Rng(o.config.seed));
+      model = trained.model;
+      source = trained.file;
+    } else {
+      model = await modelFromConfig(o.config, new Rng(o.config.seed), log);
+      source = [o.config.model.backbone.pretrained, o.config.model.pretrained].filter(Boolean).join(" + ") +
+        " (+ our initialisation of the rest)";
+    }
     let extra: SegModel | null = null;
     try {
-      if (o.modelPath) {
-        source = await loadModelPath(model, o.modelPath, {
-          minMatchedShare: o.config.model.pretrained_min_match,
-          log,
-        });
-      } else {
-        source = [o.config.model.backbone.pretrained, o.config.model.pretrained].filter(Boolean).join(" + ") +
-          " (+ our initialisation of the rest)";
-      }
       const state = await paddleStateDict(model);
       if (t.ceTwin) {
         // the exported HRNetW48Contrast needs a projection head: ours, seeded (weighted 0 by the loss)
         extra = buildModel(
-          { ...modelOptionsFromConfig(o.config.model), type: "HRNetW48Contrast", projDim: CE_TWIN_PROJ_DIM },
+          { ...modelOptions(o.config.model), type: "HRNetW48Contrast", projDim: CE_TWIN_PROJ_DIM },
           new Rng(o.config.seed).fork("init"),
         );
         for (const [k, v] of await paddleStateDict(extra)) if (k.startsWith("proj_head.")) state.set(k, v);

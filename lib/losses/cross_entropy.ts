@@ -11,7 +11,7 @@ import { type Tensor, type Tensor3D, type Tensor4D, tf } from "../backend/tf.ts"
 import { resizeBilinear } from "../backend/resize.ts";
 
 type Scalar = tf.Scalar;
-import { type CrossEntropyOptions, DEFAULT_CE_OPTIONS, resolveClassWeights } from "./options.ts";
+import { type CrossEntropyOptions, resolveClassWeights } from "./options.ts";
 
 export const CE_EPS = 1e-8;
 
@@ -23,9 +23,8 @@ export const CE_EPS = 1e-8;
 export function crossEntropyLoss(
   logits: Tensor4D,
   labels: Tensor3D,
-  options: Partial<CrossEntropyOptions> = {},
+  o: CrossEntropyOptions,
 ): Scalar {
-  const o = { ...DEFAULT_CE_OPTIONS, ...options };
   checkShapes(logits, labels);
   const numClasses = logits.shape[3];
   const weights = resolveClassWeights(o.weight, numClasses);
@@ -57,9 +56,8 @@ export function crossEntropyLoss(
 export function crossEntropyGradNorm(
   logits: Tensor4D,
   labels: Tensor3D,
-  options: Partial<CrossEntropyOptions> = {},
+  o: CrossEntropyOptions,
 ): Scalar {
-  const o = { ...DEFAULT_CE_OPTIONS, ...options };
   checkShapes(logits, labels);
   const numClasses = logits.shape[3];
   const weights = resolveClassWeights(o.weight, numClasses);

@@ -1,8 +1,8 @@
 /**
  * Losses of the pixel-contrast segmentation model (docs/method.md §3-5): pure functions of tensors plus an
- * injected Rng; no I/O, no synchronous read-back. Entry point for the trainer: `segmentationLoss` with options
- * from `lossOptionsFromConfig(config.loss)` and, when memory.enabled, a `MemoryBank` from
- * `memoryBankFromOptions`.
+ * injected Rng; no I/O, no synchronous read-back. Entry point for the trainer: `segmentationLoss` with complete
+ * options (lib/run/options.ts maps the config's `loss` section onto them) and, when memory.enabled, a
+ * `MemoryBank` from `memoryBankFromOptions`.
  */
 export * from "./options.ts";
 export { CE_EPS, crossEntropyGradNorm, crossEntropyLoss } from "./cross_entropy.ts";

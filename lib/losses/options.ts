@@ -1,9 +1,9 @@
 /**
- * Loss options: TypeScript shapes with the seed's (REPRO/PSEG) defaults, and the mapping from the
- * validated config (`loss.types[i]`, `loss.coef`, snake_case keys; see lib/config/schema.ts).
- *
- * Defaults follow docs/method.md §12: CE unweighted with ignore 255; contrast τ 0.1, τ_b 0.07,
- * max_samples 1024, max_views 100, contrast groups of 2 images, no warm-up, coef [1, 0.1], no memory.
+ * Loss options: complete TypeScript shapes, which the losses take as they are. The config layer fills them:
+ * lib/run/options.ts maps the validated `loss` section (lib/config/schema.ts holds the default and the bounds
+ * of every config key); the few settings that are not config keys take their values from
+ * {@link LOSS_CODE_DEFAULTS}. Code that builds a loss without a config (tests, benchmarks) gets the same
+ * defaults from lib/run's `lossOptionsOf` / `contrastOptionsOf`.
  */
 
 /** TORCH (tfzhou/ContrastiveSeg `loss.params.ce_weight`) Cityscapes class weights, docs/method.md §3. */
@@ -99,88 +99,27 @@ export interface LossOptions {
   coef: [number, number];
 }
 
-export const DEFAULT_CE_OPTIONS: Readonly<CrossEntropyOptions> = Object.freeze({
-  ignoreIndex: 255,
-  weight: null,
-  alignCorners: false,
-});
-
-export const DEFAULT_MEMORY_OPTIONS: Readonly<MemoryOptions> = Object.freeze({
-  enabled: false,
-  pixelSize: 5000,
-  segmentSize: 5000,
-  pixelUpdateFreq: 10,
-  mining: "none" as MiningMode,
-  miningNegatives: 1024,
-  miningPositives: 512,
-  semiHardFraction: 0.1,
-  reproducePublicCode: false,
-  publicLabelStride: 8,
-});
-
-export const DEFAULT_CONTRAST_OPTIONS: Readonly<PixelContrastOptions> = Object.freeze({
-  temperature: 0.1,
-  baseTemperature: 0.07,
-  ignoreIndex: 255,
-  maxSamples: 1024,
-  maxViews: 100,
-  contrastGroupSize: 2,
-  warmupIters: 0,
-  draw: "random" as AnchorDraw,
-  memory: DEFAULT_MEMORY_OPTIONS,
-});
-
-/** Drops keys whose value is undefined, so that spreading keeps the defaults. */
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/** A partial contrast option set (defaults fill the rest). */
-export type PixelContrastOptionsInput = Partial<Omit<PixelContrastOptions, "memory">> & {
-  memory?: Partial<MemoryOptions>;
+/**
+ * The loss settings that are not config keys, with their values: the bilinear mode of the CE's own upsample
+ * (the model already gives logits at the label size), how anchors are drawn (`identity` only compares with the
+ * PaddleSeg fixture), and the memory's mining sizes and the public code's label stride (docs/method.md §5: our
+ * reading of the paper, code options on purpose).
+ */
+export const LOSS_CODE_DEFAULTS = {
+  ce: { alignCorners: false },
+  contrast: {
+    draw: "random",
+    memory: { miningNegatives: 1024, miningPositives: 512, semiHardFraction: 0.1, publicLabelStride: 8 },
+  },
+} as const satisfies {
+  ce: Pick<CrossEntropyOptions, "alignCorners">;
+  contrast: Pick<PixelContrastOptions, "draw"> & {
+    memory: Pick<
+      MemoryOptions,
+      "miningNegatives" | "miningPositives" | "semiHardFraction" | "publicLabelStride"
+    >;
+  };
 };
-
-/** Fills defaults into a partial contrast option set and validates it. */
-export function contrastOptions(o: PixelContrastOptionsInput = {}): PixelContrastOptions {
-  const r: PixelContrastOptions = {
-    ...DEFAULT_CONTRAST_OPTIONS,
-    ...definedOnly(o),
-    memory: { ...DEFAULT_MEMORY_OPTIONS, ...definedOnly(o.memory ?? {}) },
-  };
-  const bad = (k: string, v: unknown, want: string) => {
-    throw new Error(`losses/options: contrast option '${k}' = ${JSON.stringify(v)} must be ${want}`);
-  };
-  if (!(r.temperature > 0)) bad("temperature", r.temperature, "> 0");
-  if (!(r.baseTemperature > 0)) bad("base_temperature", r.baseTemperature, "> 0");
-  if (!Number.isInteger(r.ignoreIndex)) bad("ignore_index", r.ignoreIndex, "an integer");
-  if (!(Number.isInteger(r.maxSamples) && r.maxSamples >= 1)) {
-    bad("max_samples", r.maxSamples, "an integer >= 1");
-  }
-  if (!(Number.isInteger(r.maxViews) && r.maxViews >= 1)) bad("max_views", r.maxViews, "an integer >= 1");
-  if (!(Number.isInteger(r.contrastGroupSize) && r.contrastGroupSize >= 0)) {
-    bad("contrast_group_size", r.contrastGroupSize, "an integer >= 0 (0 = whole batch)");
-  }
-  if (!(Number.isInteger(r.warmupIters) && r.warmupIters >= 0)) {
-    bad("warmup_iters", r.warmupIters, "an integer >= 0");
-  }
-  if (r.draw !== "random" && r.draw !== "identity") bad("draw", r.draw, "'random' or 'identity'");
-  const m = r.memory;
-  for (
-    const k of ["pixelSize", "segmentSize", "pixelUpdateFreq", "miningNegatives", "miningPositives"] as const
-  ) {
-    if (!(Number.isInteger(m[k]) && m[k] >= 1)) bad(`memory.${k}`, m[k], "an integer >= 1");
-  }
-  if (!["none", "hardest", "semi_hard"].includes(m.mining)) {
-    bad("memory.mining", m.mining, "none|hardest|semi_hard");
-  }
-  if (!(m.semiHardFraction > 0 && m.semiHardFraction <= 1)) {
-    bad("memory.semiHardFraction", m.semiHardFraction, "in (0, 1]");
-  }
-  if (!(Number.isInteger(m.publicLabelStride) && m.publicLabelStride >= 1)) {
-    bad("memory.publicLabelStride", m.publicLabelStride, "an integer >= 1");
-  }
-  return r;
-}
 
 /** Resolves `weight` (array, preset name or null) to a Float32Array of numClasses entries, or null. */
 export function resolveClassWeights(
@@ -211,103 +150,4 @@ export function resolveClassWeights(
     throw new Error(`losses/cross_entropy: class weights must be finite and >= 0, got ${JSON.stringify(w)}`);
   }
   return Float32Array.from(w);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// config mapping (structural: the trainer passes `config.loss` as validated by lib/config/schema.ts)
-
-/** `loss.types[i]` for CrossEntropyLoss as the config provides it. */
-export interface CrossEntropyLossConfigLike {
-  type: "CrossEntropyLoss";
-  ignore_index?: number;
-  weight?: readonly number[] | string;
-}
-
-/** `loss.types[i]` for the pixel contrast loss as the config provides it. */
-export interface PixelContrastLossConfigLike {
-  type: "PixelContrastCrossEntropyLoss" | "PixelContrastLoss";
-  temperature?: number;
-  base_temperature?: number;
-  ignore_index?: number;
-  max_samples?: number;
-  max_views?: number;
-  contrast_group_size?: number;
-  warmup_iters?: number;
-  sampler?: string;
-  memory?: {
-    enabled?: boolean;
-    pixel_size?: number;
-    segment_size?: number;
-    pixel_update_freq?: number;
-    mining?: MiningMode;
-    reproduce_public_code?: boolean;
-  };
-}
-
-export interface LossConfigLike {
-  types: ReadonlyArray<CrossEntropyLossConfigLike | PixelContrastLossConfigLike>;
-  coef: readonly number[];
-}
-
-/**
- * Maps `config.loss` to LossOptions. Accepted layouts (PaddleSeg: one type per model output):
- * `[CrossEntropyLoss]` (CE only), `[CrossEntropyLoss, PixelContrast...]` with coef of the same length.
- */
-export function lossOptionsFromConfig(loss: LossConfigLike): LossOptions {
-  const types = loss.types;
-  const coef = loss.coef;
-  if (types.length === 0) throw new Error("losses/options: loss.types is empty");
-  const ceCfg = types[0];
-  if (ceCfg.type !== "CrossEntropyLoss") {
-    throw new Error(
-      `losses/options: loss.types[0] must be CrossEntropyLoss (model output order), got ${ceCfg.type}`,
-    );
-  }
-  const ce: CrossEntropyOptions = {
-    ...DEFAULT_CE_OPTIONS,
-    ignoreIndex: ceCfg.ignore_index ?? DEFAULT_CE_OPTIONS.ignoreIndex,
-    weight: ceCfg.weight ?? null,
-  };
-  if (types.length === 1) {
-    if (coef.length !== 1) {
-      throw new Error(`losses/options: loss.coef has ${coef.length} entries for one loss type`);
-    }
-    return { ce, contrast: null, coef: [coef[0], 0] };
-  }
-  if (types.length !== 2 || coef.length !== 2) {
-    throw new Error(
-      `losses/options: expected loss.types [CrossEntropyLoss, PixelContrastCrossEntropyLoss] with 2 coef, ` +
-        `got ${types.length} types and ${coef.length} coef`,
-    );
-  }
-  const pc = types[1];
-  if (pc.type !== "PixelContrastCrossEntropyLoss" && pc.type !== "PixelContrastLoss") {
-    throw new Error(`losses/options: loss.types[1] must be PixelContrastCrossEntropyLoss, got ${pc.type}`);
-  }
-  if (pc.sampler !== undefined && pc.sampler !== "hard_easy") {
-    throw new Error(
-      `losses/options: loss.types[1].sampler '${pc.sampler}' is not implemented (hard_easy only)`,
-    );
-  }
-  const m = pc.memory ?? {};
-  const contrast = contrastOptions(
-    {
-      temperature: pc.temperature,
-      baseTemperature: pc.base_temperature,
-      ignoreIndex: pc.ignore_index,
-      maxSamples: pc.max_samples,
-      maxViews: pc.max_views,
-      contrastGroupSize: pc.contrast_group_size,
-      warmupIters: pc.warmup_iters,
-      memory: {
-        enabled: m.enabled,
-        pixelSize: m.pixel_size,
-        segmentSize: m.segment_size,
-        pixelUpdateFreq: m.pixel_update_freq,
-        mining: m.mining,
-        reproducePublicCode: m.reproduce_public_code,
-      },
-    } as Parameters<typeof contrastOptions>[0],
-  );
-  return { ce, contrast, coef: [coef[0], coef[1]] };
 }

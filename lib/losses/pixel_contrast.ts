@@ -31,7 +31,7 @@ import {
 } from "./contrast_plan.ts";
 import { labelsAndPredictions } from "./labels.ts";
 import type { MemoryBank, MemoryUpdateInfo } from "./memory_bank.ts";
-import { contrastOptions, type PixelContrastOptions, type PixelContrastOptionsInput } from "./options.ts";
+import type { PixelContrastOptions } from "./options.ts";
 import { type AnchorSample, sampleHardAnchors } from "./sampler.ts";
 
 type Scalar = tf.Scalar;
@@ -148,10 +148,9 @@ export function contrastGroups(n: number, groupSize: number): Array<[number, num
  */
 export async function pixelContrastLoss(
   inputs: PixelContrastInputs,
-  options: PixelContrastOptionsInput = {},
+  o: PixelContrastOptions,
   ctx: PixelContrastContext = {},
 ): Promise<PixelContrastResult> {
-  const o = contrastOptions(options);
   const { logits4, embed, labels } = inputs;
   checkInputs(logits4, embed, labels);
   const [N, h, w, C] = logits4.shape;

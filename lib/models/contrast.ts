@@ -18,91 +18,25 @@ import { numel, ParamStore } from "./params.ts";
 
 export type ModelType = "HRNetW48Contrast" | "HRNetCE";
 
-/** Accepted spellings of the model types (PaddleSeg / REPRO / config names). */
-const TYPE_ALIASES: Record<string, ModelType> = {
-  HRNetW48Contrast: "HRNetW48Contrast",
-  HRNetW48ContrastHead: "HRNetW48Contrast",
-  HRNetCE: "HRNetCE",
-  HRNetW48: "HRNetCE",
-};
-
-/** Plain options (the trainer maps the config's `model.*` keys onto these). */
+/**
+ * Complete model options. The config layer fills them (lib/run/options.ts maps the validated `model` section,
+ * whose schema holds every default and bound); code that builds a model without a config gets the schema's
+ * defaults from lib/run's `modelOptionsOf`.
+ */
 export interface ModelOptions {
-  /**
-   * "HRNetW48Contrast" (seg + projection head, default; alias "HRNetW48ContrastHead") or "HRNetCE" (seg head
-   * only; alias "HRNetW48", the config's name for the CE-only twin).
-   */
-  type?: ModelType | "HRNetW48" | "HRNetW48ContrastHead";
+  /** "HRNetW48Contrast": segmentation + projection head; "HRNetCE": segmentation head only (any HRNet width). */
+  type: ModelType;
   /** PaddleSeg backbone factory name, e.g. "HRNet_W48". */
   backbone: BackboneName;
   numClasses: number;
-  /** Dropout2D probability in the seg head (default 0.1). */
-  dropProb?: number;
-  /** Projection dimension D (default 720; ignored by HRNetCE). */
-  projDim?: number;
-  /** "same" (Paddle, default; config spelling "paddle") or "symmetric" (TORCH; config spelling "torch"). */
-  paddingMode?: PaddingMode | "paddle" | "torch";
-  /** false (Paddle, default): half-pixel bilinear everywhere; true: TORCH align_corners=True. */
-  alignCorners?: boolean;
-  /** BN momentum in Paddle's convention (default 0.9) and epsilon (default 1e-5). */
-  bnMomentum?: number;
-  bnEpsilon?: number;
-}
-
-export interface ResolvedModelOptions {
-  type: ModelType;
-  backbone: BackboneName;
-  numClasses: number;
+  /** Dropout2D probability in the segmentation head. */
   dropProb: number;
-  projDim: number;
+  /** Projection dimension D of the projection head (HRNetW48Contrast); null for HRNetCE, which has none. */
+  projDim: number | null;
+  /** "same" (Paddle's padding) or "symmetric" (TORCH's padding=1). */
   paddingMode: PaddingMode;
+  /** false (Paddle): half-pixel bilinear everywhere; true: TORCH align_corners=True. */
   alignCorners: boolean;
-  bnMomentum: number;
-  bnEpsilon: number;
-}
-
-export function resolveModelOptions(o: ModelOptions): ResolvedModelOptions {
-  if (!(o.backbone in HRNET_CONFIGS)) {
-    throw new Error(
-      `model.backbone.type: unknown backbone '${o.backbone}' (known: ${
-        Object.keys(HRNET_CONFIGS).join(", ")
-      })`,
-    );
-  }
-  if (!Number.isInteger(o.numClasses) || o.numClasses < 1) {
-    throw new Error(`model.num_classes must be a positive integer, got ${o.numClasses}`);
-  }
-  const type = TYPE_ALIASES[o.type ?? "HRNetW48Contrast"];
-  if (!type) {
-    throw new Error(
-      `model.type: unknown model type '${o.type}' (known: ${Object.keys(TYPE_ALIASES).join(", ")})`,
-    );
-  }
-  const pm = o.paddingMode ?? "same";
-  const paddingMode = pm === "paddle" ? "same" : pm === "torch" ? "symmetric" : pm;
-  const r: ResolvedModelOptions = {
-    type,
-    backbone: o.backbone,
-    numClasses: o.numClasses,
-    dropProb: o.dropProb ?? 0.1,
-    projDim: o.projDim ?? 720,
-    paddingMode,
-    alignCorners: o.alignCorners ?? false,
-    bnMomentum: o.bnMomentum ?? 0.9,
-    bnEpsilon: o.bnEpsilon ?? 1e-5,
-  };
-  if (!(r.dropProb >= 0 && r.dropProb < 1)) {
-    throw new Error(`model.drop_prob must be in [0, 1), got ${r.dropProb}`);
-  }
-  if (!Number.isInteger(r.projDim) || r.projDim < 1) {
-    throw new Error(`model.proj_dim must be a positive integer, got ${r.projDim}`);
-  }
-  if (r.paddingMode !== "same" && r.paddingMode !== "symmetric") {
-    throw new Error(
-      `model.backbone.padding_mode must be 'paddle' ('same') or 'torch' ('symmetric'), got '${o.paddingMode}'`,
-    );
-  }
-  return r;
 }
 
 export interface ForwardOptions {
@@ -155,7 +89,7 @@ export interface BuildOptions {
  *   model.commitBnUpdates();                               // BN running stats, Paddle momentum 0.9
  */
 export class SegModel {
-  readonly options: ResolvedModelOptions;
+  readonly options: ModelOptions;
   readonly store: ParamStore;
   readonly backbone: HRNet;
   readonly clsConv: ConvBN;
@@ -165,14 +99,12 @@ export class SegModel {
   readonly bnUpdates = new BnUpdates();
 
   constructor(options: ModelOptions, build: BuildOptions = {}) {
-    const o = resolveModelOptions(options);
+    const o = options;
     this.options = o;
     this.store = new ParamStore();
-    const bn = { bnMomentum: o.bnMomentum, bnEpsilon: o.bnEpsilon };
     this.backbone = new HRNet(this.store, HRNET_CONFIGS[o.backbone], {
       padding: o.paddingMode,
       alignCorners: o.alignCorners,
-      ...bn,
     });
     const cb = this.backbone.featChannels;
     // cls_head = Sequential(ConvBNReLU(3x3, bias), Dropout2D, Conv2D(1x1, no bias)); Paddle default init.
@@ -186,7 +118,6 @@ export class SegModel {
       bias: true,
       relu: true,
       padding: o.paddingMode,
-      ...bn,
     });
     this.clsOut = new Conv2d(this.store, {
       name: "cls_head.2",
@@ -198,6 +129,9 @@ export class SegModel {
       padding: o.paddingMode,
     });
     if (o.type === "HRNetW48Contrast") {
+      if (o.projDim === null) {
+        throw new Error("SegModel: HRNetW48Contrast needs projDim (its embedding width)");
+      }
       // proj_head.proj = Sequential(ConvBNReLU(1x1, bias), Conv2D(1x1, bias)).
       this.projConv = new ConvBN(this.store, {
         name: "proj_head.proj.0",
@@ -209,7 +143,6 @@ export class SegModel {
         bias: true,
         relu: true,
         padding: o.paddingMode,
-        ...bn,
       });
       this.projOut = new Conv2d(this.store, {
         name: "proj_head.proj.1",
@@ -352,29 +285,6 @@ export function countParams(store: ParamStore): ParamCounts {
   const totalTrainable = trainable.backbone + trainable.cls_head + trainable.proj_head;
   const paddleFlopsTotal = trainable.backbone + trainable.cls_head + bnStats.backbone + bnStats.cls_head;
   return { trainable, bnStats, tensors, totalTrainable, paddleFlopsTotal };
-}
-
-/** The config's `model` section, structurally (lib/models does not import lib/config). */
-export interface ModelConfigLike {
-  type: string;
-  backbone: { type: string; padding_mode?: string; align_corners?: boolean };
-  num_classes?: number;
-  drop_prob?: number;
-  proj_dim?: number;
-}
-
-/** Map the config's `model.*` keys onto `ModelOptions` (`num_classes` must be resolved by then). */
-export function modelOptionsFromConfig(m: ModelConfigLike): ModelOptions {
-  if (m.num_classes === undefined) throw new Error("model.num_classes is not set");
-  return {
-    type: m.type as ModelOptions["type"],
-    backbone: m.backbone.type as BackboneName,
-    numClasses: m.num_classes,
-    dropProb: m.drop_prob,
-    projDim: m.proj_dim,
-    paddingMode: m.backbone.padding_mode as ModelOptions["paddingMode"],
-    alignCorners: m.backbone.align_corners,
-  };
 }
 
 /** Build a model from plain options; `rng` initialises the weights as PaddleSeg does. */

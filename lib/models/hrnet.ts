@@ -28,8 +28,6 @@ export interface HRNetOptions {
   padding: PaddingMode;
   /** Bilinear upsampling in fuse layers and the final concat: false = half-pixel centres (Paddle). */
   alignCorners: boolean;
-  bnMomentum?: number;
-  bnEpsilon?: number;
   /** Name prefix (PaddleSeg: `backbone.`). */
   prefix?: string;
 }
@@ -40,8 +38,6 @@ const BACKBONE_CONV_INIT: ParamInit = { kind: "normal", std: 0.001 };
 interface Common {
   store: ParamStore;
   padding: PaddingMode;
-  bnMomentum?: number;
-  bnEpsilon?: number;
 }
 
 function convBN(
@@ -66,8 +62,6 @@ function convBN(
     relu,
     padding: c.padding,
     weightInit: BACKBONE_CONV_INIT,
-    bnMomentum: c.bnMomentum,
-    bnEpsilon: c.bnEpsilon,
   });
 }
 
@@ -330,7 +324,7 @@ export class HRNet {
     this.config = config;
     this.alignCorners = o.alignCorners;
     const p = (o.prefix ?? "backbone.").replace(/\.$/, "");
-    const c: Common = { store, padding: o.padding, bnMomentum: o.bnMomentum, bnEpsilon: o.bnEpsilon };
+    const c: Common = { store, padding: o.padding };
     const { stage1, stage2, stage3, stage4 } = config;
     this.featChannels = hrnetConcatChannels(config);
 

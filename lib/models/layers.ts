@@ -159,15 +159,19 @@ export class Conv2d {
   }
 }
 
+/** Paddle's `nn.BatchNorm2D` defaults, which every BN layer of the model uses. */
+export const PADDLE_BN_MOMENTUM = 0.9;
+export const PADDLE_BN_EPSILON = 1e-5;
+
 export interface BatchNormOptions {
   /** Paddle prefix, e.g. `backbone.conv_layer1_1._batch_norm`. */
   name: string;
   /** PyTorch prefix, e.g. `bn1`. */
   torchName: string;
   channels: number;
-  /** Paddle convention: running = momentum * running + (1 - momentum) * batch. Default 0.9. */
+  /** Paddle convention: running = momentum * running + (1 - momentum) * batch. Default PADDLE_BN_MOMENTUM. */
   momentum?: number;
-  /** Default 1e-5. */
+  /** Default PADDLE_BN_EPSILON. */
   epsilon?: number;
 }
 
@@ -182,8 +186,8 @@ export class BatchNorm2d {
 
   constructor(store: ParamStore, o: BatchNormOptions) {
     const c = o.channels;
-    this.momentum = o.momentum ?? 0.9;
-    this.epsilon = o.epsilon ?? 1e-5;
+    this.momentum = o.momentum ?? PADDLE_BN_MOMENTUM;
+    this.epsilon = o.epsilon ?? PADDLE_BN_EPSILON;
     const add = (suffix: string, torchSuffix: string, role: Param["spec"]["role"], value: number) =>
       store.add({
         name: `${o.name}.${suffix}`,
@@ -236,8 +240,6 @@ export interface ConvBNOptions {
   relu: boolean;
   padding: PaddingMode;
   weightInit?: ParamInit;
-  bnMomentum?: number;
-  bnEpsilon?: number;
 }
 
 /** PaddleSeg `layers.ConvBN` / `layers.ConvBNReLU`. */
@@ -262,8 +264,6 @@ export class ConvBN {
       name: `${o.name}._batch_norm`,
       torchName: o.torchBn,
       channels: o.outChannels,
-      momentum: o.bnMomentum,
-      epsilon: o.bnEpsilon,
     });
     this.relu = o.relu;
   }

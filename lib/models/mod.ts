@@ -2,7 +2,7 @@
  * lib/models: HRNet backbones, the contrast segmentation model, weight import/export.
  * Knows nothing about losses, data files or training loops.
  *
- *   const model = buildModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, rng.fork("init"));
+ *   const model = buildModel(modelOptions(config.model), rng.fork("init"));  // complete options: lib/run/options.ts
  *   await loadPretrained(model, "hrnet_w48_ssld.pdparams", { scope: "backbone" });
  *   const { value, grads } = model.variableGrads(() => {                              // x: [N,H,W,3]
  *     const { logitsUp, logits4, embed } = model.forward(x, { training: true, rng, recompute: true });
@@ -16,15 +16,11 @@ export {
   buildModel,
   countParams,
   type ForwardOptions,
-  type ModelConfigLike,
   type ModelOptions,
-  modelOptionsFromConfig,
   type ModelType,
   type ParamCounts,
   type ParamGroup,
   paramGroup,
-  type ResolvedModelOptions,
-  resolveModelOptions,
   SegModel,
   type SegOutputs,
 } from "./contrast.ts";

@@ -16,6 +16,7 @@
  */
 import { tf } from "../backend/tf.ts";
 import { paramGroup, type SegModel } from "./contrast.ts";
+import { PADDLE_BN_EPSILON, PADDLE_BN_MOMENTUM } from "./layers.ts";
 import { parseWeightFile, readWeightBytes, readWeightFile, type WeightFile } from "./io/read.ts";
 import { encodePdparams } from "./io/pdparams.ts";
 import { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
@@ -362,7 +363,8 @@ export async function saveWeights(
   await writeSafetensors(path, tensors, {
     format: WEIGHTS_FORMAT,
     layout: "HWIO",
-    model: JSON.stringify(model.options),
+    // what the model is: its options and the BN hyper-parameters of all its layers
+    model: JSON.stringify({ ...model.options, bnMomentum: PADDLE_BN_MOMENTUM, bnEpsilon: PADDLE_BN_EPSILON }),
     meta: JSON.stringify(meta),
   });
 }

@@ -17,8 +17,8 @@
 /**
  * The pixel contrast term's diagnostics as the train record stores them: lib/losses' per-step
  * `ContrastDiagnostics` averaged over the iterations since the previous log line (the trainer maps
- * `hardAnchors` -> `hard`, `meanPosSim` -> `posSim`, ...). All fields are optional numbers so a CE-only
- * run can omit the block.
+ * `hardAnchors` -> `hard`, `meanPosSim` -> `posSim`, ...); the similarity and gradient statistics are
+ * measured on logging iterations only. All fields are optional numbers so a CE-only run can omit the block.
  */
 export interface ContrastSummary {
   /**
@@ -30,9 +30,12 @@ export interface ContrastSummary {
   hard?: number;
   /** Number of easy anchors (label c, predicted = c) in the contrast set. */
   easy?: number;
-  /** Mean cosine similarity z_i·z_p over positive pairs (same class, i ≠ p). In [-1, 1]. */
+  /**
+   * Mean cosine similarity z_i·z_p over positive pairs (same class, i ≠ p), on the logging iteration. In
+   * [-1, 1].
+   */
   posSim?: number;
-  /** Mean cosine similarity z_i·z_n over negative pairs (different class). In [-1, 1]. */
+  /** Mean cosine similarity z_i·z_n over negative pairs (different class), on the logging iteration. */
   negSim?: number;
   /** Share of the optimised loss that comes from the weighted contrast term: w·contrast / loss, in [0, 1]. */
   contrastShare?: number;
@@ -93,6 +96,31 @@ export interface EvalRecord {
 
 /** A line of `metrics.jsonl`. */
 export type MetricsRecord = TrainRecord | EvalRecord;
+
+/** What a report says about the run in its header. */
+export interface RunSummary {
+  /** Config file name or path, e.g. `configs/cityscapes/hrnetw48_contrast_1024x512_60k.yml`. */
+  configName: string;
+  /** TensorFlow.js backend name (`tensorflow`, `wasm`, `webgpu`, `cpu`). */
+  backend: string;
+  /** Optional extra key/value lines (model, dataset, iterations, batch size, seed, start time, ...). */
+  details?: Record<string, string | number | boolean>;
+}
+
+/**
+ * The run as its HTML report shows it. The trainer hands it to the report writer it was given (the composition
+ * root, lib/run, gives lib/viz's `writeReport`), so lib/train draws nothing itself.
+ */
+export interface RunReport {
+  summary: RunSummary;
+  train: readonly TrainRecord[];
+  evals: readonly EvalRecord[];
+  /** Class names (index = trainId) when the dataset names its classes. */
+  classNames?: readonly string[];
+}
+
+/** Writes the report of `run` to `path` (atomically: a reader never sees half a report). */
+export type ReportWriter = (path: string, run: RunReport) => void;
 
 /** The records of a log, by kind, in file order. */
 export interface RunRecords {

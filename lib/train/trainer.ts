@@ -7,19 +7,21 @@
  * Everything random comes from one seeded generator (dropout, anchor sampling, memory bank) plus the data
  * loader's own seed-derived streams, and both are saved with each checkpoint, so `--resume_model`
  * continues exactly where the run stopped.
+ *
+ * How the datasets, the model, the loss and the report are made is handed in ({@link TrainParts}): the
+ * composition root, lib/run/train.ts, gives lib/run's builders and lib/viz's report writer. This module knows
+ * the order of the steps, not how each part is built.
  */
 import { join } from "node:path";
-import { tf } from "../backend/tf.ts";
 import { type BackendInfo, type BackendRequest, initBackend } from "../backend/mod.ts";
 import { bf16OpCounts, type Precision, resolvePrecision } from "../backend/native_bf16.ts";
 import { type Config, configDiff, configToYaml, loadConfigText } from "../config/mod.ts";
 import { checkOnStart, DataLoader, type SegDataset } from "../data/mod.ts";
-import type { LossDiagnostics } from "../losses/mod.ts";
+import { validate } from "../eval/validate.ts";
+import type { LossDiagnostics, LossOptions, MemoryBank } from "../losses/mod.ts";
 import type { SegModel } from "../models/mod.ts";
 import { Progress } from "../util/progress.ts";
 import { Rng } from "../util/rng.ts";
-import { writeReport } from "../viz/report.ts";
-import { datasetFromConfig, lossFromConfig, memoryFromConfig, modelFromConfig, validate } from "./build.ts";
 import {
   findCheckpoint,
   loadCheckpoint,
@@ -29,11 +31,23 @@ import {
   saveCheckpoint,
 } from "./checkpoint.ts";
 import { claimSaveDir } from "./run_dir.ts";
-import { type EvalRecord, MetricsLog, type TrainRecord } from "./run_record.ts";
+import { type EvalRecord, MetricsLog, type ReportWriter, type TrainRecord } from "./run_record.ts";
 import { MomentumSGD } from "./optimizer.ts";
 import { describeRun } from "./reference.ts";
 import { polyLr } from "./schedule.ts";
 import { splitBatch, trainStep } from "./step.ts";
+
+/** How the parts of a run are made from its config (handed in by lib/run/train.ts). */
+export interface TrainParts {
+  /** Opens `config[which]`, with progress; throws naming the key when the config has none. */
+  dataset(config: Config, which: "train_dataset" | "val_dataset"): Promise<SegDataset>;
+  /** The model of `config.model` with its configured pretrained weights, initialised from `rng`. */
+  model(config: Config, rng: Rng, log: (line: string) => void): Promise<SegModel>;
+  /** The loss options and, when the contrast loss uses one, its memory bank (initialised from `rng`). */
+  loss(config: Config, rng: Rng): { options: LossOptions; memory: MemoryBank | null };
+  /** Writes the run's HTML report. */
+  report: ReportWriter;
+}
 
 export interface TrainOptions {
   /** Config file name, for logs and the report. */
@@ -61,14 +75,14 @@ export interface TrainResult {
   precision: Precision;
 }
 
-export async function train(config: Config, opts: TrainOptions): Promise<TrainResult> {
+export async function train(config: Config, parts: TrainParts, opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? console.log;
   // 0. The run's folder: refused if it holds another run (lib/train/run_dir.ts), locked for this process,
   //    and checkpoint swaps a killed run left half-done are put back.
   const claim = await claimSaveDir(config.train.save_dir, config.train.resume_model ?? null);
   try {
     await repairSaveDir(config.train.save_dir, log);
-    return await trainIn(config, opts, log);
+    return await trainIn(config, parts, opts, log);
   } finally {
     await claim.release();
   }
@@ -76,6 +90,7 @@ export async function train(config: Config, opts: TrainOptions): Promise<TrainRe
 
 async function trainIn(
   config: Config,
+  parts: TrainParts,
   opts: TrainOptions,
   log: (line: string) => void,
 ): Promise<TrainResult> {
@@ -89,8 +104,8 @@ async function trainIn(
   log(precision.line);
 
   // 2. Data, checked before anything expensive happens.
-  const trainDs = await datasetFromConfig(config.train_dataset, "train_dataset");
-  const valDs = config.train.do_eval ? await datasetFromConfig(config.val_dataset, "val_dataset") : null;
+  const trainDs = await parts.dataset(config, "train_dataset");
+  const valDs = config.train.do_eval ? await parts.dataset(config, "val_dataset") : null;
   for (const ds of [trainDs, valDs]) if (ds) await checkOnStart(ds);
   log(
     `data: ${trainDs.items.length} training images` +
@@ -99,9 +114,8 @@ async function trainIn(
 
   // 3. Model, loss, optimizer; the one generator of the run.
   const rng = new Rng(config.seed);
-  const model = await modelFromConfig(config, rng, log);
-  const loss = lossFromConfig(config);
-  const memory = memoryFromConfig(config, loss, rng);
+  const model = await parts.model(config, rng, log);
+  const { options: loss, memory } = parts.loss(config, rng);
   const optimizer = new MomentumSGD({
     momentum: config.optimizer.momentum,
     weightDecay: config.optimizer.weight_decay,
@@ -158,7 +172,7 @@ async function trainIn(
   });
   const reportPath = join(saveDir, "report.html");
   const writeRunReport = () =>
-    writeReport(reportPath, {
+    parts.report(reportPath, {
       summary: {
         configName: opts.configName,
         backend: backend.name,
@@ -377,11 +391,3 @@ function trainRecord(
     iterTime: (performance.now() - w.t) / 1000 / w.n,
   };
 }
-
-/** Releases what `train` built when the caller stops early (notebooks). */
-export function disposeModel(model: SegModel): void {
-  model.dispose();
-  tf.disposeVariables();
-}
-
-export type { SegDataset };

@@ -19,15 +19,8 @@ export interface PlotlyFigureSpec {
   config?: Record<string, unknown>;
 }
 
-/** What a report says about the run in its header. */
-export interface RunSummary {
-  /** Config file name or path, e.g. `configs/cityscapes/hrnetw48_contrast_1024x512_60k.yml`. */
-  configName: string;
-  /** TensorFlow.js backend name (`tensorflow`, `wasm`, `webgpu`, `cpu`). */
-  backend: string;
-  /** Optional extra key/value lines (model, dataset, iterations, batch size, seed, start time, ...). */
-  details?: Record<string, string | number | boolean>;
-}
+/** What a report says about the run in its header (the run record's, lib/train/run_record.ts). */
+export type { RunSummary } from "../train/run_record.ts";
 
 /** Class names and colours (index = trainId). Defaults to Cityscapes' 19 classes where omitted. */
 export interface ClassInfo {

@@ -14,7 +14,7 @@
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { buildModel, type SegModel } from "../../lib/models/mod.ts";
-import { lossOptionsFromConfig } from "../../lib/losses/mod.ts";
+import { lossOptionsOf, modelOptionsOf } from "../../lib/run/options.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { type MicroBatch, stepGradients } from "../../lib/train/step.ts";
 import { type EvalSample, evaluate } from "../../lib/eval/mod.ts";
@@ -24,7 +24,7 @@ const native = await initBackend("tensorflow", { quiet: true });
 const webgpu = await initBackend("webgpu", { quiet: true });
 
 const C = 3, H = 32, W = 64, LR = 0.05;
-const loss = lossOptionsFromConfig({
+const loss = lossOptionsOf({
   types: [
     { type: "CrossEntropyLoss" },
     { type: "PixelContrastCrossEntropyLoss", max_samples: 64, max_views: 8, contrast_group_size: 2 },
@@ -59,7 +59,7 @@ interface Side {
 async function side(backend: Side["backend"]): Promise<Side> {
   await initBackend(backend, { quiet: true });
   const model = buildModel(
-    { type: "HRNetW48Contrast", backbone: "HRNet_Tiny", numClasses: C, projDim: 8 },
+    modelOptionsOf({ type: "HRNetW48Contrast", backbone: "HRNet_Tiny", numClasses: C, projDim: 8 }),
     new Rng(1),
   );
   return {

@@ -22,7 +22,7 @@ import {
   withComputePrecision,
 } from "../../lib/backend/native_bf16.ts";
 import { buildModel } from "../../lib/models/mod.ts";
-import { lossOptionsFromConfig } from "../../lib/losses/mod.ts";
+import { lossOptionsOf, modelOptionsOf } from "../../lib/run/options.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { trainStep } from "../../lib/train/step.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -230,14 +230,14 @@ Deno.test({
   name: "trainStep with precision bf16: convs and matmuls in bf16, master weights and their update in fp32",
   ignore: !native,
   async fn() {
-    const contrast = lossOptionsFromConfig({
+    const contrast = lossOptionsOf({
       types: [
         { type: "CrossEntropyLoss" },
         { type: "PixelContrastCrossEntropyLoss", max_samples: 64, max_views: 8, contrast_group_size: 2 },
       ],
       coef: [1, 0.1],
     });
-    const ceOnly = lossOptionsFromConfig({ types: [{ type: "CrossEntropyLoss" }], coef: [1] });
+    const ceOnly = lossOptionsOf({ types: [{ type: "CrossEntropyLoss" }], coef: [1] });
     const n = 2, h = 32, w = 64;
     const rng = new Rng(4);
     const image = Float32Array.from({ length: n * h * w * 3 }, () => rng.normal());
@@ -248,9 +248,11 @@ Deno.test({
     /** One step from the same init; returns the loss and the update (weights after - before) of every weight. */
     const run = async (precision: "fp32" | "bf16", ce: boolean) => {
       const model = buildModel(
-        ce
-          ? { type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 3, dropProb: 0 }
-          : { type: "HRNetW48Contrast", backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 },
+        modelOptionsOf(
+          ce
+            ? { type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 3, dropProb: 0 }
+            : { type: "HRNetW48Contrast", backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 },
+        ),
         new Rng(5),
       );
       const before = model.trainableVariables().map((v) => v.dataSync() as Float32Array);

@@ -217,7 +217,8 @@ Deno.test("every schema key is documented", () => {
 
 Deno.test("derived values: class-weight preset, loss alias, num_classes and ignore_index from the dataset", async () => {
   const { validateConfig } = await import("../../lib/config/mod.ts");
-  const { lossOptionsFromConfig, resolveClassWeights } = await import("../../lib/losses/mod.ts");
+  const { resolveClassWeights } = await import("../../lib/losses/mod.ts");
+  const { lossOptions } = await import("../../lib/run/options.ts");
   const c = validateConfig({
     iters: 1,
     train_dataset: { type: "SyntheticCityscapes" },
@@ -227,7 +228,7 @@ Deno.test("derived values: class-weight preset, loss alias, num_classes and igno
   const ce = c.loss.types[0];
   assert(ce.type === "CrossEntropyLoss");
   assertEquals(ce.weight, "torch_cityscapes"); // the name is kept; the loss resolves it
-  const resolved = resolveClassWeights(lossOptionsFromConfig(c.loss).ce.weight, 19)!;
+  const resolved = resolveClassWeights(lossOptions(c.loss).ce.weight, 19)!;
   assertEquals(Math.fround(resolved[0]), Math.fround(0.8373)); // docs/method.md §3, class 0
   const badCount = () =>
     validateConfig({

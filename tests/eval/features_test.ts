@@ -7,6 +7,7 @@ import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { tf } from "../../lib/backend/tf.ts";
 import { buildModel, type SegModel } from "../../lib/models/mod.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import type { EvalSample } from "../../lib/eval/evaluate.ts";
 import {
   extractPixelFeatures,
@@ -53,7 +54,7 @@ Deno.test("labelsOnGrid takes label[4i, 4j] (and scales when the label size diff
 });
 
 Deno.test("featureGrid matches the backbone's stride-4 map for sizes that are not multiples of 4", () => {
-  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }, new Rng(0));
+  const model = buildModel(modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }), new Rng(0));
   try {
     for (const [h, w] of [[34, 18], [32, 20], [37, 23]] as const) {
       const shape = tf.tidy(() => featureMap(model, tf.zeros([1, h, w, 3]) as tf.Tensor4D, "decoder").shape);
@@ -90,8 +91,11 @@ Deno.test("selectPixels: class-balanced, seeded, never ignored cells, availabili
 });
 
 Deno.test("extractPixelFeatures gathers exactly the selected cells of the layer; leaks no tensors", async () => {
-  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }, new Rng(3));
-  const ce = buildModel({ type: "HRNetW48", backbone: "HRNet_Tiny", numClasses: 6 }, new Rng(4));
+  const model = buildModel(modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }), new Rng(3));
+  const ce = buildModel(
+    modelOptionsOf({ type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 6 }),
+    new Rng(4),
+  );
   try {
     const s = samples([[34, 18], [32, 20]]);
     const sel = await selectPixels(s, { perClass: 4, seed: 1 });
@@ -170,8 +174,10 @@ Deno.test("featureSpace: one model at a time, the same pixels, views per layer; 
       return Promise.resolve(m);
     },
   });
-  const contrast = () => buildModel({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }, new Rng(3));
-  const ce = () => buildModel({ type: "HRNetW48", backbone: "HRNet_Tiny", numClasses: 6 }, new Rng(4));
+  const contrast = () =>
+    buildModel(modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 6, projDim: 8 }), new Rng(3));
+  const ce = () =>
+    buildModel(modelOptionsOf({ type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 6 }), new Rng(4));
   const before = tf.memory().numTensors;
   const space = await featureSpace(
     [subject("CE only", ce, ["decoder"]), subject("contrast", contrast, ["decoder", "proj"])],

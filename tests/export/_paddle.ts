@@ -9,7 +9,7 @@ import { tf } from "../../lib/backend/tf.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { DataLoader } from "../../lib/data/mod.ts";
 import { saveWeights, type SegModel } from "../../lib/models/mod.ts";
-import { datasetFromConfig, lossFromConfig, modelFromConfig } from "../../lib/train/build.ts";
+import { datasetFromConfig, lossFromConfig, modelFromConfig } from "../../lib/run/build.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { polyLr } from "../../lib/train/schedule.ts";
 import { batchTensors, type MicroBatch, trainStep } from "../../lib/train/step.ts";
@@ -138,7 +138,7 @@ export async function ourSteps(
   images: string[];
   steps: OurStep[];
 }> {
-  const ds = await datasetFromConfig(config.train_dataset, "train_dataset");
+  const ds = await datasetFromConfig(config, "train_dataset");
   const loader = new DataLoader(ds, {
     batchSize: config.batch_size,
     shuffle: false,

@@ -18,6 +18,7 @@ import {
 } from "../../lib/export/mod.ts";
 import { pyFloatText, type PyValue } from "../../lib/export/pyyaml.ts";
 import { buildModel, encodePdparams, paddleStateDict, parseWeightFile } from "../../lib/models/mod.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import { TORCH_CE_WEIGHTS } from "../../lib/losses/options.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { assert, assertEquals } from "../_helpers/assert.ts";
@@ -69,7 +70,7 @@ Deno.test("PyYAML writer: floats keep a '.' and a signed exponent, strings are q
 });
 
 Deno.test(".pdparams writer: our reader gets every tensor back under PaddleSeg names, OIHW, BN statistics included", async () => {
-  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 4 }, new Rng(3));
+  const model = buildModel(modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 4 }), new Rng(3));
   try {
     const state = await paddleStateDict(model);
     assertEquals(state.size, model.store.params.length);
@@ -374,7 +375,10 @@ Deno.test("train-id labels: written beside the label ids with the official table
 Deno.test("the way back: a PaddleSeg folder whose model.pdparams lacks a tensor or holds a mis-shaped one fails naming both", async () => {
   const dir = await tmpDir("pc-export-back-");
   const config = await loadConfig("configs/tests/tiny_contrast_synthetic.yml");
-  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 19, projDim: 16 }, new Rng(1));
+  const model = buildModel(
+    modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 19, projDim: 16 }),
+    new Rng(1),
+  );
   const state = await paddleStateDict(model);
   model.dispose();
   const missing = "backbone.conv_layer1_2._batch_norm._variance";

@@ -25,7 +25,7 @@ import { initBackend } from "../../lib/backend/mod.ts";
 import { type Config, loadConfig } from "../../lib/config/mod.ts";
 import { exportToPaddleSeg } from "../../lib/export/mod.ts";
 import { executeNotebook } from "../../notebooks/tools/run_notebook.ts";
-import { loadModelPath } from "../../lib/train/weights.ts";
+import { loadModelPath } from "../../lib/run/model_path.ts";
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import {
   denoCli,

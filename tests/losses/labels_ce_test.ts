@@ -13,8 +13,12 @@ import {
 } from "../../lib/losses/labels.ts";
 import { crossEntropyGradNorm, crossEntropyLoss } from "../../lib/losses/cross_entropy.ts";
 import { TORCH_CE_WEIGHTS } from "../../lib/losses/options.ts";
+import { crossEntropyOptionsOf } from "../../lib/run/options.ts";
 
 await initBackend();
+
+/** The cross-entropy of a config without class weights (ignore 255). */
+const CE = crossEntropyOptionsOf();
 
 Deno.test("G6: 512x1024 labels to 128x256 equal the strided picks label[4i, 4j]", () => {
   const H = 512, W = 1024, h = 128, w = 256;
@@ -98,7 +102,7 @@ Deno.test("predictions: argmax over the class axis", () => {
 function g7(weight: readonly number[] | null = null) {
   const logits = tf.tensor4d([2.0, 0.5, -1.0, 0, 0, 0, 1.0, 3.0, 0.2], [1, 1, 3, 3]);
   const labels = tf.tensor3d([0, 255, 1], [1, 1, 3], "int32");
-  const v = tf.tidy(() => crossEntropyLoss(logits, labels, { weight }).dataSync()[0]);
+  const v = tf.tidy(() => crossEntropyLoss(logits, labels, crossEntropyOptionsOf({ weight })).dataSync()[0]);
   tf.dispose([logits, labels]);
   return v;
 }
@@ -125,7 +129,7 @@ Deno.test("CE: all pixels ignored gives exactly 0 with a zero, finite gradient",
   const logits = tf.randomNormal([2, 4, 4, 5], 0, 1, "float32", 1) as Tensor4D;
   const labels = tf.fill([2, 4, 4], 255, "int32") as Tensor3D;
   const { value, grad } = tf.tidy(() => {
-    const r = tf.valueAndGrad((x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels))(logits);
+    const r = tf.valueAndGrad((x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels, CE))(logits);
     return { value: r.value.dataSync()[0], grad: r.grad.dataSync() };
   });
   tf.dispose([logits, labels]);
@@ -140,7 +144,7 @@ Deno.test("CE: logits smaller than the labels are upsampled (half-pixel) with a 
     [1, 6, 10],
     "int32",
   );
-  const f = (x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels);
+  const f = (x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels, CE);
   const g = tf.tidy(() => tf.grad(f)(logits).dataSync());
   // central finite differences (float32: step 1e-2 on a smooth function)
   const x0 = logits.dataSync().slice();
@@ -158,9 +162,9 @@ Deno.test("CE: logits smaller than the labels are upsampled (half-pixel) with a 
   // the closed-form gradient norm equals the autodiff one at the CE input
   const up = tf.tidy(() => tf.image.resizeBilinear(logits, [6, 10], false, true)) as Tensor4D;
   const auto = tf.tidy(() =>
-    tf.norm(tf.grad((x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels))(up)).dataSync()[0]
+    tf.norm(tf.grad((x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels, CE))(up)).dataSync()[0]
   );
-  const closedT = crossEntropyGradNorm(up, labels);
+  const closedT = crossEntropyGradNorm(up, labels, CE);
   const closed = (await closedT.data())[0];
   closedT.dispose();
   assert(Math.abs(auto - closed) <= 1e-5 * auto, `grad norm ${closed} vs autodiff ${auto}`);

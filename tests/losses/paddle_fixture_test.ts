@@ -11,6 +11,7 @@ import { sampleHardAnchors } from "../../lib/losses/sampler.ts";
 import { pixelContrastLoss } from "../../lib/losses/pixel_contrast.ts";
 import { Tape } from "../../lib/backend/tape.ts";
 import { crossEntropyLoss } from "../../lib/losses/cross_entropy.ts";
+import { contrastOptionsOf, crossEntropyOptionsOf } from "../../lib/run/options.ts";
 
 await initBackend();
 
@@ -96,7 +97,7 @@ Deno.test("PaddleSeg fixture: identity-mode sampler picks the same anchors", asy
 Deno.test("PaddleSeg fixture: contrast loss and its gradient w.r.t. the embeddings", async () => {
   const { labels, logits4, embed } = inputs();
   const before = tf.memory().numTensors;
-  const opts = { draw: "identity" as const, contrastGroupSize: 2 };
+  const opts = contrastOptionsOf({ draw: "identity", contrastGroupSize: 2 });
   const tape = new Tape();
   const r = await pixelContrastLoss({ logits4, embed, labels }, opts, { tape });
   r.stats?.dispose();
@@ -132,7 +133,8 @@ Deno.test("PaddleSeg fixture: CrossEntropyLoss (unweighted and TORCH weights) on
     ] as const
   ) {
     const { value, grad } = tf.tidy(() => {
-      const f = (x: tf.Tensor) => crossEntropyLoss(x as Tensor4D, labels as Tensor3D, { weight });
+      const f = (x: tf.Tensor) =>
+        crossEntropyLoss(x as Tensor4D, labels as Tensor3D, crossEntropyOptionsOf({ weight }));
       const { value, grad } = tf.valueAndGrad(f)(logits4);
       return { value: value.dataSync()[0], grad: grad.dataSync() };
     });

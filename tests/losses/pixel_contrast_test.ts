@@ -5,7 +5,7 @@ import { initBackend } from "../../lib/backend/mod.ts";
 import { Tape } from "../../lib/backend/tape.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { pixelContrastLoss, readContrastDiagnostics } from "../../lib/losses/pixel_contrast.ts";
-import type { PixelContrastOptionsInput } from "../../lib/losses/options.ts";
+import { contrastOptionsOf, type PixelContrastOptionsInput } from "../../lib/run/options.ts";
 import { sampleHardAnchors } from "../../lib/losses/sampler.ts";
 import { MemoryBank } from "../../lib/losses/memory_bank.ts";
 import { memoryPlan } from "../../lib/losses/contrast_plan.ts";
@@ -18,10 +18,14 @@ const small = { maxViews: 5, maxSamples: 40, draw: "identity" as const };
 /** The term, its gradient w.r.t. the embeddings (recorded on a tape, as the trainer does) and its diagnostics. */
 async function lossAndGrad(b: Batch, opts: PixelContrastOptionsInput, ctx = {}) {
   const tape = new Tape();
-  const r = await pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, opts, {
-    ...ctx,
-    tape,
-  });
+  const r = await pixelContrastLoss(
+    { logits4: b.logits4, embed: b.embed, labels: b.labels },
+    contrastOptionsOf(opts),
+    {
+      ...ctx,
+      tape,
+    },
+  );
   const { value, grad } = tf.valueAndGrad(() => tape.replay(r.loss))(b.embed);
   const out = {
     value: (await value.data())[0],
@@ -125,7 +129,7 @@ Deno.test("random draws: reproducible from the seed; an Rng is required", async 
   const y = (await lossAndGrad(b, o, { rng: new Rng(11) })).value;
   assertEquals(x, y);
   await assertRejects(
-    () => pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, o),
+    () => pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, contrastOptionsOf(o)),
     "Rng",
   );
   disposeBatch(b);
@@ -296,10 +300,10 @@ Deno.test("memory + mining through pixelContrastLoss: finite loss and gradient",
   }
   await assertRejects(
     () =>
-      pixelContrastLoss({ logits4: b.logits4, embed: b.embed, labels: b.labels }, {
-        ...small,
-        memory: { enabled: true },
-      }),
+      pixelContrastLoss(
+        { logits4: b.logits4, embed: b.embed, labels: b.labels },
+        contrastOptionsOf({ ...small, memory: { enabled: true } }),
+      ),
     "no MemoryBank",
   );
   disposeBatch(b);

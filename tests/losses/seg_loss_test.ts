@@ -8,18 +8,19 @@ import { crossEntropyLoss } from "../../lib/losses/cross_entropy.ts";
 import { pixelContrastLoss } from "../../lib/losses/pixel_contrast.ts";
 import { readLossDiagnostics, segmentationLoss } from "../../lib/losses/seg_loss.ts";
 import { MemoryBank, memoryBankFromOptions } from "../../lib/losses/memory_bank.ts";
+import { type LossOptions, TORCH_CE_WEIGHTS } from "../../lib/losses/options.ts";
 import {
-  contrastOptions,
-  type LossOptions,
-  lossOptionsFromConfig,
-  TORCH_CE_WEIGHTS,
-} from "../../lib/losses/options.ts";
+  contrastOptionsOf,
+  crossEntropyOptionsOf,
+  lossOptions,
+  lossOptionsOf,
+} from "../../lib/run/options.ts";
 import { loadConfig } from "../../lib/config/mod.ts";
 import { disposeBatch, makeBatch } from "./_batch.ts";
 
 await initBackend();
 
-const contrast = contrastOptions({ maxViews: 5, maxSamples: 40, draw: "identity" });
+const contrast = contrastOptionsOf({ maxViews: 5, maxSamples: 40, draw: "identity" });
 const seed: LossOptions = {
   ce: { ignoreIndex: 255, weight: null, alignCorners: false },
   contrast,
@@ -34,7 +35,7 @@ Deno.test("G12: total = CE + 0.1 * contrast; with a 5000-step warm-up the contra
   const b = makeBatch({ seed: 21 });
   const logitsUp = upLogits(b.logits4, 16, 16);
   const inputs = { logitsUp, logits4: b.logits4, embed: b.embed, labels: b.labels };
-  const ce = tf.tidy(() => crossEntropyLoss(logitsUp, b.labels).dataSync()[0]);
+  const ce = tf.tidy(() => crossEntropyLoss(logitsUp, b.labels, crossEntropyOptionsOf()).dataSync()[0]);
   const conR = await pixelContrastLoss(inputs, contrast);
   const con = (await conR.loss.data())[0];
   conR.loss.dispose();
@@ -113,7 +114,7 @@ Deno.test("config mapping: the seed's YAML and a TORCH-style config", async () =
   const cfg = await loadConfig(cfgPath.pathname).catch((e) => {
     throw new Error(`could not load the seed config: ${e.message}`);
   });
-  const o = lossOptionsFromConfig(cfg.loss);
+  const o = lossOptions(cfg.loss);
   assertEquals(o.coef, [1, 0.1]);
   assertEquals(o.ce, { ignoreIndex: 255, weight: null, alignCorners: false });
   const c = o.contrast!;
@@ -130,7 +131,7 @@ Deno.test("config mapping: the seed's YAML and a TORCH-style config", async () =
     [0.1, 0.07, 255, 1024, 100, 2, 0],
   );
   assertEquals([c.memory.enabled, c.memory.mining, c.memory.reproducePublicCode], [false, "none", false]);
-  const torch = lossOptionsFromConfig({
+  const torch = lossOptionsOf({
     types: [
       { type: "CrossEntropyLoss", weight: "torch_cityscapes" },
       {
@@ -156,7 +157,7 @@ Deno.test("config mapping: the seed's YAML and a TORCH-style config", async () =
     torch.contrast!.memory.reproducePublicCode,
   ], [5000, "hardest", true]);
   const bank = memoryBankFromOptions(
-    contrastOptions({ memory: { pixelSize: 7, segmentSize: 3 } }),
+    contrastOptionsOf({ memory: { pixelSize: 7, segmentSize: 3 } }),
     19,
     4,
     new Rng(1),
@@ -164,10 +165,17 @@ Deno.test("config mapping: the seed's YAML and a TORCH-style config", async () =
   assertEquals([bank.slotsPerClass, bank.contrastLabels().length], [10, 190]);
   bank.dispose();
   assertThrows(
-    () => lossOptionsFromConfig({ types: [{ type: "PixelContrastLoss" }], coef: [1] }),
+    () => lossOptionsOf({ types: [{ type: "PixelContrastLoss" }], coef: [1] }),
     "CrossEntropyLoss",
   );
-  assertThrows(() => contrastOptions({ maxViews: 0 }), "max_views");
+  assertThrows(
+    () =>
+      lossOptionsOf({
+        types: [{ type: "CrossEntropyLoss" }, { type: "PixelContrastCrossEntropyLoss", max_views: 0 }],
+        coef: [1, 0.1],
+      }),
+    "max_views",
+  );
   assertEquals(TORCH_CE_WEIGHTS[18], 1.0507);
 });
 
@@ -176,7 +184,7 @@ Deno.test("memory bank during the warm-up: no contrast term, but the queues are 
   const logitsUp = upLogits(b.logits4, 16, 16);
   const o: LossOptions = {
     ...seed,
-    contrast: contrastOptions({
+    contrast: contrastOptionsOf({
       ...contrast,
       warmupIters: 10,
       memory: { enabled: true, pixelSize: 4, segmentSize: 2 },
@@ -197,7 +205,7 @@ Deno.test("memory bank during the warm-up: no contrast term, but the queues are 
     memory: bank,
     rng: new Rng(3),
   });
-  const ce = tf.tidy(() => crossEntropyLoss(logitsUp, b.labels).dataSync()[0]);
+  const ce = tf.tidy(() => crossEntropyLoss(logitsUp, b.labels, crossEntropyOptionsOf()).dataSync()[0]);
   assert(Math.abs((await r.total.data())[0] - ce) < 1e-6 * ce);
   assertEquals(
     Array.from(bank.segmentPtr),

@@ -6,6 +6,7 @@
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { buildModel, type ModelOptions, SegModel } from "../../lib/models/contrast.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import { BACKBONE_NAMES, HRNET_CONFIGS } from "../../lib/models/hrnet.ts";
 import { loadWeights, saveWeights } from "../../lib/models/weights.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -13,7 +14,7 @@ import { assert, assertClose, assertEquals } from "../_helpers/assert.ts";
 
 await initBackend();
 
-const TINY: ModelOptions = { backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 };
+const TINY: ModelOptions = modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 });
 
 function maxAbs(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
@@ -52,7 +53,7 @@ Deno.test("shapes: training and eval outputs, odd sizes follow Paddle 'same' (ce
 });
 
 Deno.test("HRNet-W48 contrast model: PaddleSeg counts (65,325,120 / 4,681,440 / 1,039,680 / 70,092,096)", () => {
-  const shapeOnly = new SegModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, {
+  const shapeOnly = new SegModel(modelOptionsOf({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }), {
     materialise: false,
   });
   const c = shapeOnly.counts();
@@ -64,14 +65,19 @@ Deno.test("HRNet-W48 contrast model: PaddleSeg counts (65,325,120 / 4,681,440 / 
   );
   assertEquals(convs.length, 305, "305 backbone convs");
   assertEquals(c.tensors.backbone, 1525, "REPRO log: 1525/1525 variables loaded into HRNet");
-  const d256 = new SegModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 256 }, { materialise: false })
+  const d256 = new SegModel(modelOptionsOf({ backbone: "HRNet_W48", numClasses: 19, projDim: 256 }), {
+    materialise: false,
+  })
     .counts();
   assertEquals(d256.trainable.proj_head, 705_136);
   assertEquals(d256.totalTrainable, 70_711_696);
 });
 
 Deno.test("HRNet-W48 with real variables: counts from the tensors the model holds, init, small-scale G10 shapes", () => {
-  const model = buildModel({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }, new Rng(0));
+  const model = buildModel(
+    modelOptionsOf({ backbone: "HRNet_W48", numClasses: 19, projDim: 720 }),
+    new Rng(0),
+  );
   let trainable = 0, all = 0;
   for (const [name, v] of model.namedWeights()) {
     all += v.size;
@@ -118,11 +124,11 @@ Deno.test("HRNet-W48 with real variables: counts from the tensors the model hold
 
 Deno.test("every PaddleSeg width builds; feature channels and name samples (PaddleSeg and PyTorch keys)", () => {
   for (const name of BACKBONE_NAMES) {
-    const m = new SegModel({ backbone: name, numClasses: 19 }, { materialise: false });
+    const m = new SegModel(modelOptionsOf({ backbone: name, numClasses: 19 }), { materialise: false });
     const cfg = HRNET_CONFIGS[name];
     assertEquals(m.backbone.featChannels, cfg.stage4.numChannels.reduce((a, b) => a + b, 0), name);
   }
-  const m = new SegModel({ backbone: "HRNet_W48", numClasses: 19 }, { materialise: false });
+  const m = new SegModel(modelOptionsOf({ backbone: "HRNet_W48", numClasses: 19 }), { materialise: false });
   const byName = new Map(m.store.params.map((p) => [p.spec.name, p.spec]));
   const samples: [string, string, number[]][] = [
     ["backbone.conv_layer1_1._conv.weight", "conv1.weight", [3, 3, 3, 64]],
@@ -182,13 +188,18 @@ Deno.test("options: unknown backbone, bad num_classes and missing dropout Rng gi
     }
     return "";
   };
-  assert(/unknown backbone 'HRNet_W99'.*HRNet_W48/.test(
-    msg(() => new SegModel({ backbone: "HRNet_W99" as "HRNet_W48", numClasses: 3 }, { materialise: false })),
+  // the options' bounds are the config schema's (lib/run/options.ts checks them there), named by key
+  assert(/model\.backbone\.type: got "HRNet_W99".*HRNet_W48/.test(
+    msg(() =>
+      new SegModel(modelOptionsOf({ backbone: "HRNet_W99" as "HRNet_W48", numClasses: 3 }), {
+        materialise: false,
+      })
+    ),
   ));
-  assert(/num_classes must be a positive integer/.test(
-    msg(() => new SegModel({ backbone: "HRNet_W48", numClasses: 0 }, { materialise: false })),
+  assert(/model\.num_classes: must be >= 1, got 0/.test(
+    msg(() => new SegModel(modelOptionsOf({ backbone: "HRNet_W48", numClasses: 0 }), { materialise: false })),
   ));
-  const m = buildModel({ ...TINY, type: "HRNetCE" }, new Rng(0));
+  const m = buildModel(modelOptionsOf({ ...TINY, type: "HRNetCE" }), new Rng(0));
   assertEquals(m.hasProjection, false);
   assertEquals(m.store.params.some((p) => p.spec.name.startsWith("proj_head.")), false);
   const x = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
@@ -207,7 +218,7 @@ Deno.test("options: unknown backbone, bad num_classes and missing dropout Rng gi
 Deno.test("same seed, same model and same dropout; TORCH mode (symmetric padding, align corners) differs", () => {
   const x = tf.randomNormal([1, 32, 32, 3], 0, 1, "float32", 5) as tf.Tensor4D;
   const run = (o: Partial<ModelOptions>, dropSeed: number) => {
-    const m = buildModel({ ...TINY, ...o }, new Rng(42));
+    const m = buildModel(modelOptionsOf({ ...TINY, ...o }), new Rng(42));
     const out = m.forward(x, { training: true, rng: new Rng(dropSeed) });
     m.discardBnUpdates();
     const v = out.logitsUp.clone();

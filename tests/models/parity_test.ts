@@ -7,6 +7,7 @@
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { SegModel } from "../../lib/models/contrast.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import { loadPretrainedBytes } from "../../lib/models/weights.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { assert, assertEquals } from "../_helpers/assert.ts";
@@ -40,7 +41,7 @@ Deno.test("parity with PaddleSeg HRNetW48Contrast(HRNet_W18_Small_V2): eval logi
   const backend = await initBackend();
   const meta = JSON.parse(await Deno.readTextFile(new URL("fixture.json", DIR))) as FixtureMeta;
   const model = new SegModel(
-    { backbone: meta.backbone, numClasses: meta.num_classes, projDim: meta.proj_dim },
+    modelOptionsOf({ backbone: meta.backbone, numClasses: meta.num_classes, projDim: meta.proj_dim }),
     { rng: new Rng(1) },
   );
   const lines: string[] = [];

@@ -3,6 +3,7 @@
  * W48 contrast config.
  */
 import { SegModel } from "../../lib/models/contrast.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import { summarize } from "../../lib/models/summary.ts";
 import { assert } from "../_helpers/assert.ts";
 
@@ -44,7 +45,9 @@ Deno.test("summary CLI from the W48 contrast config", async () => {
 });
 
 Deno.test("summary --full lists every tensor; the CE-only model has no projection head", () => {
-  const m = new SegModel({ type: "HRNetCE", backbone: "HRNet_W48", numClasses: 19 }, { materialise: false });
+  const m = new SegModel(modelOptionsOf({ type: "HRNetCE", backbone: "HRNet_W48", numClasses: 19 }), {
+    materialise: false,
+  });
   const text = summarize(m, { full: true });
   assert(
     text.includes("backbone.st4.stage_st4_3.fuse_func.residual_st4_3_layer_4_3_1._batch_norm._variance"),

@@ -6,6 +6,7 @@
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { buildModel, type ModelOptions, paramGroup, type SegModel } from "../../lib/models/contrast.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import { encodeSafetensors } from "../../lib/models/io/safetensors.ts";
 import type { RawTensor } from "../../lib/models/io/tensor.ts";
 import { exportWeights, loadPretrainedBytes } from "../../lib/models/weights.ts";
@@ -14,7 +15,7 @@ import { assert, assertEquals } from "../_helpers/assert.ts";
 
 await initBackend();
 
-const TINY: ModelOptions = { backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 };
+const TINY: ModelOptions = modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 });
 
 /** A model's weights renamed and laid out like a foreign checkpoint (conv weights OIHW). */
 function foreignWeights(model: SegModel, rename: (name: string, torchName: string) => string | null) {
@@ -138,7 +139,7 @@ Deno.test("backbone-only import: official HRNet ImageNet names (no prefix) and P
 });
 
 Deno.test("shape mismatch is reported by tensor name and fails at the default share; a lower share accepts it", async () => {
-  const src = buildModel({ ...TINY, numClasses: 4 }, new Rng(1));
+  const src = buildModel(modelOptionsOf({ ...TINY, numClasses: 4 }), new Rng(1));
   const bytes = asFile(foreignWeights(src, (n) => n)); // PaddleSeg names, 4 classes
   const dst = buildModel(TINY, new Rng(2)); // 3 classes
   const msg = await message(loadPretrainedBytes(dst, bytes, "city19.pdparams", { log: () => {} }));
@@ -172,7 +173,7 @@ Deno.test("a file that does not fit fails loudly with the matched count; missing
     msg,
   );
   // a CE-only checkpoint lacks the projection head: the contrast model names what is missing
-  const ce = buildModel({ ...TINY, type: "HRNetCE" }, new Rng(3));
+  const ce = buildModel(modelOptionsOf({ ...TINY, type: "HRNetCE" }), new Rng(3));
   const msg2 = await message(
     loadPretrainedBytes(dst, asFile(foreignWeights(ce, (n) => n)), "ce.pdparams", { log: () => {} }),
   );

@@ -10,6 +10,7 @@ import { Figure, PLOTLY_MIME } from "../../lib/viz/figure.ts";
 import { metricsTable, Table } from "../../lib/viz/tables.ts";
 import { classHistogram } from "../../lib/viz/dataset_figures.ts";
 import { buildModel, saveWeights } from "../../lib/models/mod.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { projectRoot } from "../../notebooks/tools/project.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
@@ -112,8 +113,14 @@ Deno.test("tables and the class histogram", () => {
 Deno.test("deno task viz embed: two models side by side, measures printed, offline HTML; argument errors", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "pc-viz-embed-" });
   try {
-    const contrast = buildModel({ backbone: "HRNet_Tiny", numClasses: 19, projDim: 16 }, new Rng(1));
-    const ce = buildModel({ type: "HRNetW48", backbone: "HRNet_Tiny", numClasses: 19 }, new Rng(2));
+    const contrast = buildModel(
+      modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 19, projDim: 16 }),
+      new Rng(1),
+    );
+    const ce = buildModel(
+      modelOptionsOf({ type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 19 }),
+      new Rng(2),
+    );
     await saveWeights(contrast, join(tmp, "contrast.safetensors"));
     await saveWeights(ce, join(tmp, "ce.safetensors"));
     contrast.dispose();
@@ -151,20 +158,21 @@ Deno.test("deno task viz embed: two models side by side, measures printed, offli
     assert(page.includes("intra−inter cos") && page.includes("NN acc"), "captions with the measures");
     assert(!/<script[^>]*\ssrc=/i.test(page), "offline: no external scripts");
     assert(page.includes("rgb(128,64,128)"), "official class colours (road)");
-    // errors: proj layer of a CE-only model, unknown method, missing subcommand / model path
+    // wrong command lines exit 2 (lib/cli/common.ts): proj layer of a CE-only model, unknown method,
+    // missing subcommand / model path
     const proj = await run(
       ...base,
       ...["--model_path", join(tmp, "contrast.safetensors"), "--compare_with", join(tmp, "ce.safetensors")],
       ...["--compare_config", "configs/tests/tiny_ce_synthetic.yml", "--layer", "proj", "--out", html],
     );
-    assertEquals(proj.code, 1);
+    assertEquals(proj.code, 2);
     assert(proj.err.includes("without a projection head"), proj.err);
     const method = await run(...base, "--model_path", join(tmp, "contrast.safetensors"), "--method", "tsne");
-    assert(method.code === 1 && method.err.includes("--method must be pca or umap"), method.err);
+    assert(method.code === 2 && method.err.includes("--method must be pca or umap"), method.err);
     const sub = await run("--config", "configs/tests/tiny_contrast_synthetic.yml");
-    assert(sub.code === 1 && sub.err.includes("expected the subcommand 'embed'"), sub.err);
+    assert(sub.code === 2 && sub.err.includes("expected the subcommand 'embed'"), sub.err);
     const missing = await run(...base);
-    assert(missing.code === 1 && missing.err.includes("--model_path is required"), missing.err);
+    assert(missing.code === 2 && missing.err.includes("--model_path is required"), missing.err);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

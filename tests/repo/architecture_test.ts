@@ -48,7 +48,9 @@ const RULES: Rules = {
     eval: ["backend", "config", "data", "models", "util"],
     train: ["backend", "config", "data", "models", "losses", "eval", "util"],
     viz: ["data", "util"],
-    export: ["config", "data", "models", "losses", "train", "util"],
+    // deno task export: a use of the composition root (the model of a config with trained weights)
+    export: ["config", "data", "models", "losses", "train", "run", "util"],
+    // the composition root: builds what train, eval and viz work on, from a config
     run: ["backend", "config", "data", "models", "losses", "train", "eval", "viz", "util"],
     cli: ["backend", "config", "data", "models", "losses", "train", "eval", "viz", "export", "run", "util"],
   },
@@ -59,16 +61,10 @@ const RULES: Rules = {
 };
 
 /**
- * Imports that break the rules today, each with why; the composition root (`lib/run/`) removes them.
- * `from` is a file, `to` a file or a room's folder (`lib/viz/`).
+ * Imports that break the rules, each with why (none today). `from` is a file, `to` a file or a room's folder
+ * (`lib/viz/`); an entry that no longer matches an import fails the test, so it goes with its import.
  */
-const KNOWN_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [
-  {
-    from: "lib/train/trainer.ts",
-    to: "lib/viz/report.ts",
-    why: "the trainer writes the HTML report itself; the composition root will hand it a report writer",
-  },
-];
+const KNOWN_EXCEPTIONS: ReadonlyArray<{ from: string; to: string; why: string }> = [];
 
 // ---------------------------------------------------------------------------------------------------
 // parsing imports

@@ -7,6 +7,7 @@
 import * as path from "node:path";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { buildModel } from "../../lib/models/contrast.ts";
+import { modelOptionsOf } from "../../lib/run/options.ts";
 import { parseWeightFile, readWeightFile } from "../../lib/models/io/read.ts";
 import { encodeSafetensors } from "../../lib/models/io/safetensors.ts";
 import { type RawTensor, WeightFileError } from "../../lib/models/io/tensor.ts";
@@ -220,7 +221,7 @@ Deno.test("a device, FIFO or folder given as a weight file is refused before rea
 await initBackend();
 
 Deno.test("NaN and Inf weights are refused at load, by tensor name", async () => {
-  const model = buildModel({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 }, new Rng(0));
+  const model = buildModel(modelOptionsOf({ backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 }), new Rng(0));
   try {
     const w = await exportWeights(model);
     const names = [...w.keys()];

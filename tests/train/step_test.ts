@@ -2,14 +2,15 @@ import { assert, assertEquals, assertRejects } from "../_helpers/assert.ts";
 import { tf } from "../../lib/backend/tf.ts";
 import { initBackend } from "../../lib/backend/mod.ts";
 import { buildModel } from "../../lib/models/mod.ts";
-import { lossOptionsFromConfig, memoryBankFromOptions } from "../../lib/losses/mod.ts";
+import { lossOptionsOf, modelOptionsOf } from "../../lib/run/options.ts";
+import { memoryBankFromOptions } from "../../lib/losses/mod.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { type MicroBatch, splitBatch, trainStep } from "../../lib/train/step.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
 await initBackend();
 
-const lossOptions = lossOptionsFromConfig({
+const lossOptions = lossOptionsOf({
   types: [
     { type: "CrossEntropyLoss" },
     { type: "PixelContrastCrossEntropyLoss", max_samples: 64, max_views: 8, contrast_group_size: 2 },
@@ -37,7 +38,7 @@ function toyBatch(seed: number, n = 2, h = 32, w = 64): MicroBatch {
 Deno.test("trainStep lowers the loss on a learnable toy problem and leaks no tensors", async () => {
   const rng = new Rng(1);
   const model = buildModel(
-    { type: "HRNetW48Contrast", backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 },
+    modelOptionsOf({ type: "HRNetW48Contrast", backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 }),
     rng,
   );
   const opt = new MomentumSGD({ momentum: 0.9, weightDecay: 2e-4 });
@@ -60,9 +61,12 @@ Deno.test("trainStep lowers the loss on a learnable toy problem and leaks no ten
 Deno.test("gradient accumulation over micro-batches equals one step on the whole batch (CE, no dropout)", async () => {
   // Both micro-batches hold the same image, so BN batch statistics are identical in the two set-ups and
   // the accumulated update must equal the full-batch one.
-  const ceOnly = lossOptionsFromConfig({ types: [{ type: "CrossEntropyLoss" }], coef: [1] });
+  const ceOnly = lossOptionsOf({ types: [{ type: "CrossEntropyLoss" }], coef: [1] });
   const make = () =>
-    buildModel({ type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 3, dropProb: 0 }, new Rng(3));
+    buildModel(
+      modelOptionsOf({ type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 3, dropProb: 0 }),
+      new Rng(3),
+    );
   const one = toyBatch(11, 1, 64, 64);
   const twice: MicroBatch = {
     image: new Float32Array([...one.image, ...one.image]),
@@ -136,8 +140,8 @@ function countReads(): { sync: number; async: number; restore: () => void } {
 
 Deno.test("trainStep reads back only asynchronously and as little as possible; tensor count flat across steps", async () => {
   const make = (type: "HRNetW48Contrast" | "HRNetCE") =>
-    buildModel({ type, backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 }, new Rng(5));
-  const memOptions = lossOptionsFromConfig({
+    buildModel(modelOptionsOf({ type, backbone: "HRNet_Tiny", numClasses: 3, projDim: 8 }), new Rng(5));
+  const memOptions = lossOptionsOf({
     types: [
       { type: "CrossEntropyLoss" },
       {
@@ -151,7 +155,7 @@ Deno.test("trainStep reads back only asynchronously and as little as possible; t
     ],
     coef: [1, 0.1],
   });
-  const ceOnly = lossOptionsFromConfig({ types: [{ type: "CrossEntropyLoss" }], coef: [1] });
+  const ceOnly = lossOptionsOf({ types: [{ type: "CrossEntropyLoss" }], coef: [1] });
   // expected reads per step, and the step after which the tensor count must stay the same
   const cases = [
     // the sampler's predictions once per micro-batch, then the losses and diagnostics once per step

@@ -215,7 +215,7 @@ Deno.test("CLI argument errors are reported by name with exit code 2", async () 
     assert(pattern.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
   }
   const v = await run("val", ["--config", CONFIG]);
-  assert(v.code !== 0 && /--model_path is required/.test(v.stderr), v.stderr);
+  assert(v.code === 2 && /--model_path is required/.test(v.stderr), v.stderr);
   const p = await run("predict", [
     "--config",
     CONFIG,

@@ -1,27 +1,27 @@
 /**
- * A trained model for analysis and inference (notebooks 03/04, `deno task viz`): the model of a config with
- * the weights at `--model_path`, and the config a checkpoint folder was trained with.
- *
- * Composition of lib/train's builders and weight loading; cli/val.ts and cli/predict.ts still build and load
- * on their own (ARCHITECTURE.md, "Not yet as drawn").
+ * A trained model for evaluation, inference, analysis and export (`deno task val`, `predict`, `viz`,
+ * `export`, notebooks 03/04): the model of a config with the weights at `--model_path`, and the config a
+ * checkpoint folder was trained with.
  */
 import { join } from "node:path";
 import { type Config, loadConfigText } from "../config/mod.ts";
 import type { SegModel } from "../models/mod.ts";
+import { readTrainState } from "../train/checkpoint.ts";
 import { Rng } from "../util/rng.ts";
 import { modelFromConfig } from "./build.ts";
-import { readTrainState } from "./checkpoint.ts";
-import { loadModelPath } from "./weights.ts";
+import { loadModelPath } from "./model_path.ts";
 
 /**
  * The model of `config` with the weights at `modelPath` (a checkpoint folder `iter_N`/`best_model`, our
- * `model.safetensors`, or foreign weights as `deno task val` takes them). The config's own pretrained
- * weights are not loaded first (the checkpoint replaces them all).
+ * `model.safetensors`, or foreign weights as `deno task val` takes them; see ./model_path.ts). The config's
+ * own pretrained weights are not loaded first (the checkpoint replaces them all). `file` is the file read.
+ * `init` initialises the model before loading (what foreign weights that match only partly leave as it is).
  */
 export async function loadTrainedModel(
   config: Config,
   modelPath: string,
   log: (line: string) => void = () => {},
+  init: Rng = new Rng(0),
 ): Promise<{ model: SegModel; file: string }> {
   const bare: Config = {
     ...config,
@@ -31,7 +31,7 @@ export async function loadTrainedModel(
       backbone: { ...config.model.backbone, pretrained: undefined },
     },
   };
-  const model = await modelFromConfig(bare, new Rng(0), log);
+  const model = await modelFromConfig(bare, init, log);
   try {
     const file = await loadModelPath(model, modelPath, {
       minMatchedShare: config.model.pretrained_min_match,

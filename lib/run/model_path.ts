@@ -11,7 +11,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { loadPretrained, loadWeights, type SegModel, WEIGHTS_FORMAT } from "../models/mod.ts";
-import { findCheckpoint } from "./checkpoint.ts";
+import { findCheckpoint } from "../train/checkpoint.ts";
 
 const isFile = (p: string) => Deno.stat(p).then((s) => s.isFile, () => false);
 
