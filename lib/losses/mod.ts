@@ -41,11 +41,13 @@ export {
   type ContrastDiagnostics,
   type ContrastGroupInfo,
   contrastGroups,
+  type ContrastSample,
   type PixelContrastContext,
   type PixelContrastInputs,
   pixelContrastLoss,
   type PixelContrastResult,
   readContrastDiagnostics,
+  sampleAnchors,
 } from "./pixel_contrast.ts";
 export {
   type LossDiagnostics,

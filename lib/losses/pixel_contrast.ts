@@ -142,9 +142,12 @@ export function contrastGroups(n: number, groupSize: number): Array<[number, num
 }
 
 /**
- * The contrast term. Asynchronous: it reads the predictions back (never synchronously), draws the anchors on
- * the host, then evaluates the term — on `ctx.tape` when given, so that it can be differentiated w.r.t.
- * `embed` — and, with a memory bank, enqueues the batch (one more read of the enqueued vectors).
+ * The contrast term, in stages: (1) sample the anchors of each contrast group on the host, from the labels
+ * and the predictions read back once; (2) plan what each anchor row is contrasted with (the group's anchors,
+ * or the memory with its mining); (3) the loss over the plans, the only piece recorded on `ctx.tape` (so it
+ * can be differentiated w.r.t. `embed`); (4) when asked, statistics (similarities, the term's gradient norm);
+ * (5) with a memory bank, enqueue the batch (one more read of the enqueued vectors). Asynchronous, never a
+ * synchronous read.
  */
 export async function pixelContrastLoss(
   inputs: PixelContrastInputs,
@@ -153,9 +156,6 @@ export async function pixelContrastLoss(
 ): Promise<PixelContrastResult> {
   const { logits4, embed, labels } = inputs;
   checkInputs(logits4, embed, labels);
-  const [N, h, w, C] = logits4.shape;
-  const D = embed.shape[3];
-  const P = h * w;
   const useMemory = o.memory.enabled;
   if (useMemory && !ctx.memory) {
     throw new Error("losses/pixel_contrast: memory.enabled but no MemoryBank was passed");
@@ -163,146 +163,48 @@ export async function pixelContrastLoss(
   if (o.draw === "random" && !ctx.rng) {
     throw new Error("losses/pixel_contrast: a seeded Rng is required (ctx.rng)");
   }
+  const wantSimilarity = ctx.similarityStats !== false, wantGradNorm = ctx.gradNorm === true;
 
+  // (1) sample
   const host = await labelsAndPredictions(labels, logits4, ctx.labelsHost);
-  const groups = contrastGroups(N, o.contrastGroupSize);
-  const samples: AnchorSample[] = [];
-  const infos: ContrastGroupInfo[] = [];
-  const sOpts = { maxSamples: o.maxSamples, maxViews: o.maxViews, ignoreIndex: o.ignoreIndex, draw: o.draw };
-  // View-major rows of all groups, concatenated: group g occupies rows [rowStart[g], rowStart[g+1]).
-  const rowIdx: number[] = [];
-  const rowLab: number[] = [];
-  const rowStart: number[] = [0];
-  for (const [g0, g1] of groups) {
-    const s = sampleHardAnchors(
-      host.labels.subarray(g0 * P, g1 * P),
-      host.preds.subarray(g0 * P, g1 * P),
-      g1 - g0,
-      P,
-      sOpts,
-      ctx.rng,
-    );
-    samples.push(s);
-    const A = s.totalClasses, V = s.nView;
-    for (let v = 0; v < V; v++) {
-      for (let a = 0; a < A; a++) {
-        rowIdx.push(g0 * P + s.indices[a * V + v]);
-        rowLab.push(s.classIds[a]);
-      }
-    }
-    rowStart.push(rowIdx.length);
-    infos.push({
-      firstImage: g0,
-      numImages: g1 - g0,
-      totalClasses: A,
-      nView: V,
-      anchors: A * V,
-      validRows: 0,
-      empty: A * V === 0,
-    });
-  }
-  const idx = Int32Array.from(rowIdx);
-
-  const memSet = useMemory && rowIdx.length > 0
-    ? { features: ctx.memory!.contrastFeatures(), labels: ctx.memory!.contrastLabels() }
-    : null;
-  const ownsMemFeatures = useMemory && o.memory.reproducePublicCode; // public mode returns a new tensor
-  const plans: Array<ContrastPlan | null> = [];
-  const record = <T extends tf.TensorContainer>(f: () => T): T => ctx.tape ? ctx.tape.record(f) : tf.tidy(f);
-  let loss: Scalar | null = null, rows: Tensor2D | null = null, stats: Tensor1D | null = null;
-  let posPairs = 0, negPairs = 0;
-  const wantStats = ctx.similarityStats !== false;
-  try {
-    if (rowIdx.length > 0) {
-      // Plans first (memory mining ranks pairs and reads the ranks back: off the tape, on a detached copy).
-      const anchorsAll = memSet
-        ? tf.tidy(() => tf.gather(tf.reshape(embed, [N * P, D]), tf.tensor1d(idx, "int32")) as Tensor2D)
-        : null;
-      try {
-        for (let g = 0; g < groups.length; g++) {
-          const r0 = rowStart[g], r1 = rowStart[g + 1];
-          if (r1 === r0) {
-            plans.push(null);
-            continue;
-          }
-          const labs = Int32Array.from(rowLab.slice(r0, r1));
-          if (!memSet) {
-            plans.push(inBatchPlan(labs, o));
-            continue;
-          }
-          const anchors = tf.slice(anchorsAll!, [r0, 0], [r1 - r0, D]) as Tensor2D;
-          try {
-            plans.push(
-              await memoryPlan(anchors, labs, memSet.features, memSet.labels, {
-                ...o,
-                ...o.memory,
-                removeDiagonal: o.memory.reproducePublicCode,
-              }, ctx.rng),
-            );
-          } finally {
-            anchors.dispose();
-          }
-        }
-      } finally {
-        anchorsAll?.dispose();
-      }
-      const total = (x: Tensor2D): Scalar =>
-        tf.tidy(() => {
-          const parts: Scalar[] = [];
-          plans.forEach((plan, g) => {
-            if (!plan) return;
-            const r0 = rowStart[g], r1 = rowStart[g + 1];
-            parts.push(planLoss(tf.slice(x, [r0, 0], [r1 - r0, D]) as Tensor2D, plan, o.temperature));
-          });
-          return tf.div(tf.addN(parts), groups.length) as Scalar;
-        });
-      // The differentiable part: the only piece on the tape.
-      [loss, rows] = record(() => {
-        const r = gatherRows(tf.reshape(embed, [N * P, D]) as Tensor2D, idx);
-        return [total(r), r] as [Scalar, Tensor2D];
+  const sample = sampleAnchors(host.labels, host.preds, logits4.shape[0], host.h * host.w, o, ctx.rng);
+  let loss: Scalar | null = null, stats: Tensor1D | null = null;
+  let pairs = { pos: 0, neg: 0 };
+  if (sample.rowIndex.length > 0) {
+    // (2) plan
+    const plans = await planContrast(embed, sample, o, useMemory ? ctx.memory! : null, ctx.rng);
+    let rows: Tensor2D | null = null;
+    try {
+      // (3) loss: the only piece on the tape
+      [loss, rows] = record(ctx, () => {
+        const r = gatherRows(tf.reshape(embed, [-1, embed.shape[3]]) as Tensor2D, sample.rowIndex);
+        return [contrastTerm(r, sample, plans.plans, o), r] as [Scalar, Tensor2D];
       });
-      plans.forEach((plan, g) => {
+      plans.plans.forEach((plan, g) => {
         if (!plan) return;
-        infos[g].validRows = plan.validRows;
-        posPairs += plan.posPairs;
-        negPairs += plan.negPairs;
+        sample.groups[g].validRows = plan.validRows;
+        pairs = { pos: pairs.pos + plan.posPairs, neg: pairs.neg + plan.negPairs };
       });
-      // Diagnostics, off the tape (they are not differentiated), as one small tensor read by the caller.
-      if (wantStats || ctx.gradNorm) {
-        const anchorRows = rows;
-        stats = tf.tidy(() => {
-          let sums: tf.Tensor = tf.zeros([2]);
-          if (wantStats) {
-            const parts: Tensor1D[] = [];
-            plans.forEach((plan, g) => {
-              if (!plan || plan.validRows === 0) return;
-              const r0 = rowStart[g], r1 = rowStart[g + 1];
-              parts.push(planSimilaritySums(tf.slice(anchorRows, [r0, 0], [r1 - r0, D]) as Tensor2D, plan));
-            });
-            if (parts.length) sums = tf.addN(parts);
-          }
-          let gn: tf.Tensor = tf.zeros([1]);
-          if (ctx.gradNorm) {
-            const copy = tf.add(anchorRows, 0) as Tensor2D; // a fresh leaf for tf.grad
-            gn = tf.reshape(tf.norm(tf.grad((x: tf.Tensor) => total(x as Tensor2D))(copy)), [1]);
-          }
-          return tf.concat([sums, gn]) as Tensor1D;
+      // (4) statistics, when asked
+      if (wantSimilarity || wantGradNorm) {
+        stats = contrastStatistics(rows, sample, plans.plans, o, {
+          similarity: wantSimilarity,
+          gradNorm: wantGradNorm,
         });
       }
-    } else {
-      // no anchors: the term is 0 (documented choice), kept connected to embed so gradients are zeros
-      loss = record(() => tf.mul(tf.sum(tf.slice(embed, [0, 0, 0, 0], [1, 1, 1, 1])), 0) as Scalar);
+    } catch (e) {
+      loss?.dispose();
+      throw e;
+    } finally {
+      rows?.dispose();
+      plans.release();
     }
-  } catch (e) {
-    loss?.dispose();
-    stats?.dispose();
-    throw e;
-  } finally {
-    rows?.dispose();
-    for (const p of plans) if (p) disposePlan(p);
-    if (ownsMemFeatures && memSet) memSet.features.dispose();
+  } else {
+    // no anchors: the term is 0 (documented choice), kept connected to embed so gradients are zeros
+    loss = record(ctx, () => tf.mul(tf.sum(tf.slice(embed, [0, 0, 0, 0], [1, 1, 1, 1])), 0) as Scalar);
   }
 
+  // (5) the memory bank learns this batch
   let mem: MemoryUpdateInfo = { segments: 0, pixels: 0 };
   if (useMemory && ctx.updateMemory !== false) {
     try {
@@ -312,11 +214,12 @@ export async function pixelContrastLoss(
         labels: ctx.labelsHost,
       });
     } catch (e) {
-      loss!.dispose();
+      loss.dispose();
       stats?.dispose();
       throw e;
     }
   }
+  // (6) diagnostics, once the caller has read `stats`
   const memory = useMemory
     ? {
       reproducePublicCode: o.memory.reproducePublicCode,
@@ -331,22 +234,214 @@ export async function pixelContrastLoss(
     if (hasStats && (!v || v.length < 3)) {
       throw new Error("losses/pixel_contrast: diagnose() needs the 3 values of `stats`");
     }
-    return summarise(samples, infos, o, C, {
-      posPairs,
-      negPairs,
-      simPos: hasStats && wantStats ? v![0] : 0,
-      simNeg: hasStats && wantStats ? v![1] : 0,
-      wantStats,
-      gradNorm: hasStats && ctx.gradNorm ? v![2] : null,
+    return summarise(sample, o, logits4.shape[3], {
+      posPairs: pairs.pos,
+      negPairs: pairs.neg,
+      simPos: hasStats && wantSimilarity ? v![0] : 0,
+      simNeg: hasStats && wantSimilarity ? v![1] : 0,
+      wantStats: wantSimilarity,
+      gradNorm: hasStats && wantGradNorm ? v![2] : null,
       memory,
     });
   };
-  return { loss: loss!, stats, diagnose, labelsDown: host.labels };
+  return { loss, stats, diagnose, labelsDown: host.labels };
 }
 
+/** On the caller's tape when it gave one (differentiable later), else as a plain value. */
+function record<T extends tf.TensorContainer>(ctx: PixelContrastContext, f: () => T): T {
+  return ctx.tape ? ctx.tape.record(f) : tf.tidy(f);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (1) sample
+
+/** The anchors of every contrast group of a batch, as view-major rows over the batch's pixels. */
+export interface ContrastSample {
+  /** The sampler's result per group (pairs kept, hard and easy counts: the diagnostics). */
+  samples: AnchorSample[];
+  groups: ContrastGroupInfo[];
+  /** Row r's anchor pixel (image·P + pixel of the N·P embedding grid cells) and its class. */
+  rowIndex: Int32Array;
+  rowLabel: Int32Array;
+  /** Group g's rows are [rowStart[g], rowStart[g+1]). */
+  rowStart: number[];
+}
+
+/**
+ * Hard and easy anchors per (image, class) of each contrast group (lib/losses/sampler.ts), from the labels and
+ * predictions at embedding resolution ([N·P] int32, P = h·w); the caps apply per group.
+ */
+export function sampleAnchors(
+  labels: Int32Array,
+  preds: Int32Array,
+  N: number,
+  P: number,
+  o: PixelContrastOptions,
+  rng?: Rng,
+): ContrastSample {
+  const sOpts = { maxSamples: o.maxSamples, maxViews: o.maxViews, ignoreIndex: o.ignoreIndex, draw: o.draw };
+  const samples: AnchorSample[] = [], groups: ContrastGroupInfo[] = [];
+  const rowIdx: number[] = [], rowLab: number[] = [], rowStart: number[] = [0];
+  for (const [g0, g1] of contrastGroups(N, o.contrastGroupSize)) {
+    const s = sampleHardAnchors(
+      labels.subarray(g0 * P, g1 * P),
+      preds.subarray(g0 * P, g1 * P),
+      g1 - g0,
+      P,
+      sOpts,
+      rng,
+    );
+    samples.push(s);
+    const A = s.totalClasses, V = s.nView;
+    for (let v = 0; v < V; v++) {
+      for (let a = 0; a < A; a++) {
+        rowIdx.push(g0 * P + s.indices[a * V + v]);
+        rowLab.push(s.classIds[a]);
+      }
+    }
+    rowStart.push(rowIdx.length);
+    groups.push({
+      firstImage: g0,
+      numImages: g1 - g0,
+      totalClasses: A,
+      nView: V,
+      anchors: A * V,
+      validRows: 0,
+      empty: A * V === 0,
+    });
+  }
+  return { samples, groups, rowIndex: Int32Array.from(rowIdx), rowLabel: Int32Array.from(rowLab), rowStart };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (2) plan
+
+/** The plan of each group (null for an empty group); `release` frees them and what they refer to. */
+interface ContrastPlans {
+  plans: Array<ContrastPlan | null>;
+  release(): void;
+}
+
+/**
+ * What each group's anchor rows are contrasted with: each other (the seed), or the memory bank's contrast set
+ * with its mining. Memory mining ranks pairs and reads the ranks back: off the tape, on a detached copy of the
+ * anchors.
+ */
+async function planContrast(
+  embed: Tensor4D,
+  sample: ContrastSample,
+  o: PixelContrastOptions,
+  memory: MemoryBank | null,
+  rng?: Rng,
+): Promise<ContrastPlans> {
+  const plans: Array<ContrastPlan | null> = [];
+  const memSet = memory ? { features: memory.contrastFeatures(), labels: memory.contrastLabels() } : null;
+  const ownsMemFeatures = memSet !== null && o.memory.reproducePublicCode; // public mode returns a new tensor
+  const release = () => {
+    for (const p of plans) if (p) disposePlan(p);
+    if (ownsMemFeatures) memSet!.features.dispose();
+  };
+  const D = embed.shape[3];
+  const anchorsAll = memSet
+    ? tf.tidy(() => tf.gather(tf.reshape(embed, [-1, D]), tf.tensor1d(sample.rowIndex, "int32")) as Tensor2D)
+    : null;
+  try {
+    for (let g = 0; g < sample.groups.length; g++) {
+      const r0 = sample.rowStart[g], r1 = sample.rowStart[g + 1];
+      if (r1 === r0) {
+        plans.push(null);
+        continue;
+      }
+      const labs = sample.rowLabel.slice(r0, r1);
+      if (!memSet) {
+        plans.push(inBatchPlan(labs, o));
+        continue;
+      }
+      const anchors = tf.slice(anchorsAll!, [r0, 0], [r1 - r0, D]) as Tensor2D;
+      try {
+        plans.push(
+          await memoryPlan(anchors, labs, memSet.features, memSet.labels, {
+            ...o,
+            ...o.memory,
+            removeDiagonal: o.memory.reproducePublicCode,
+          }, rng),
+        );
+      } finally {
+        anchors.dispose();
+      }
+    }
+  } catch (e) {
+    release();
+    throw e;
+  } finally {
+    anchorsAll?.dispose();
+  }
+  return { plans, release };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (3) loss and (4) statistics
+
+/** The term: the mean over groups of each group's InfoNCE over its plan (an empty group counts 0). */
+function contrastTerm(
+  rows: Tensor2D,
+  sample: ContrastSample,
+  plans: ReadonlyArray<ContrastPlan | null>,
+  o: PixelContrastOptions,
+): Scalar {
+  return tf.tidy(() => {
+    const D = rows.shape[1];
+    const parts: Scalar[] = [];
+    plans.forEach((plan, g) => {
+      if (!plan) return;
+      const r0 = sample.rowStart[g], r1 = sample.rowStart[g + 1];
+      parts.push(planLoss(tf.slice(rows, [r0, 0], [r1 - r0, D]) as Tensor2D, plan, o.temperature));
+    });
+    return tf.div(tf.addN(parts), sample.groups.length) as Scalar;
+  });
+}
+
+/**
+ * [3]: Σ cos over positive pairs, Σ cos over negative pairs, ‖∂term/∂anchors‖ (0 where not asked); off the
+ * tape (statistics are not differentiated), as one small tensor the caller reads with its others.
+ */
+function contrastStatistics(
+  rows: Tensor2D,
+  sample: ContrastSample,
+  plans: ReadonlyArray<ContrastPlan | null>,
+  o: PixelContrastOptions,
+  want: { similarity: boolean; gradNorm: boolean },
+): Tensor1D {
+  return tf.tidy(() => {
+    const D = rows.shape[1];
+    let sums: tf.Tensor = tf.zeros([2]);
+    if (want.similarity) {
+      const parts: Tensor1D[] = [];
+      plans.forEach((plan, g) => {
+        if (!plan || plan.validRows === 0) return;
+        const r0 = sample.rowStart[g], r1 = sample.rowStart[g + 1];
+        parts.push(planSimilaritySums(tf.slice(rows, [r0, 0], [r1 - r0, D]) as Tensor2D, plan));
+      });
+      if (parts.length) sums = tf.addN(parts);
+    }
+    let gn: tf.Tensor = tf.zeros([1]);
+    if (want.gradNorm) {
+      // the term evaluated again on a fresh leaf, so that tf.grad sees only it
+      const copy = tf.add(rows, 0) as Tensor2D;
+      gn = tf.reshape(
+        tf.norm(tf.grad((x: tf.Tensor) => contrastTerm(x as Tensor2D, sample, plans, o))(copy)),
+        [1],
+      );
+    }
+    return tf.concat([sums, gn]) as Tensor1D;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (6) diagnostics
+
 function summarise(
-  samples: AnchorSample[],
-  infos: ContrastGroupInfo[],
+  sample: ContrastSample,
   o: PixelContrastOptions,
   numClasses: number,
   x: {
@@ -359,6 +454,7 @@ function summarise(
     memory: ContrastDiagnostics["memory"];
   },
 ): ContrastDiagnostics {
+  const { samples, groups: infos } = sample;
   const perClass = new Array<number>(numClasses).fill(0);
   let hard = 0, easy = 0;
   const rules = { a: 0, b: 0, c: 0 };

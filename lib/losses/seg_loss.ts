@@ -41,8 +41,13 @@ export interface SegLossContext {
   /** Optimizer steps done so far (k in the schedule); drives the contrast warm-up. */
   iter: number;
   memory?: MemoryBank | null;
-  /** Loss values, similarities (into `values`). Default true. */
+  /** Loss values and the sampler's counts (into `values`). Default true. */
   diagnostics?: boolean;
+  /**
+   * Mean similarities over the contrast term's positive and negative pairs (into `values`; an extra product
+   * of the anchors with the contrast set). Default: as `diagnostics`; the trainer asks on logging iterations.
+   */
+  statistics?: boolean;
   /** Gradient norms of each term at its input (extra backward of the contrast on the anchors). Default false. */
   gradientShare?: boolean;
   /** Records the differentiable part on this tape (see the module comment); without one, `total` is a value. */
@@ -120,7 +125,7 @@ export async function segmentationLoss(
         {
           rng: ctx.rng,
           memory: ctx.memory,
-          similarityStats: diag,
+          similarityStats: ctx.statistics ?? diag,
           gradNorm: ctx.gradientShare === true,
           tape: ctx.tape,
           labelsHost: ctx.labelsHost,

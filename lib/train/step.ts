@@ -48,6 +48,8 @@ export interface StepContext {
   lr: number;
   /** Collect loss values and contrast diagnostics (read with the loss, once per step). */
   diagnostics?: boolean;
+  /** Also the contrast term's similarity statistics (default: as `diagnostics`). */
+  statistics?: boolean;
   /** Also measure each term's gradient norm (an extra backward on the anchors). */
   gradientShare?: boolean;
   /** Gradient checkpointing of the backbone (less memory, more time). */
@@ -206,6 +208,7 @@ async function microBatchGrads(
         iter: ctx.iter,
         memory: ctx.memory,
         diagnostics: ctx.diagnostics ?? false,
+        statistics: ctx.statistics ?? ctx.diagnostics ?? false,
         gradientShare: ctx.gradientShare ?? false,
         tape,
         labelsHost: mb.label,

@@ -218,7 +218,9 @@ async function trainIn(
           iter: k,
           lr,
           precision: precision.precision,
+          // losses every iteration (the log line averages them); the statistics only where a line is logged
           diagnostics: true,
+          statistics: logNow,
           gradientShare: logNow && loss.contrast !== null,
         },
       );
