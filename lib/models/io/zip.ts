@@ -5,6 +5,15 @@
  * Every offset and size read from the file is checked against the file's length before it is used, a
  * name that appears twice is refused (readers disagree on which copy counts), and a deflated entry's
  * declared size is reserved from the memory budget before it is inflated, then enforced while inflating.
+ *
+ * Why not yauzl (which lib/data/archive.ts uses to unpack datasets to disk): a weight file is already in
+ * memory, read once under the weight reader's budget, and yauzl's `fromBuffer` hands every entry out as a
+ * stream of 64 KiB chunks that would have to be copied back together — a second copy of every tensor storage
+ * (HRNet-W48's .pth is 270 MB) where this reader returns views. yauzl also reports entries one at a time and
+ * does not refuse duplicate names, does not know our memory budget, and its errors name neither the weight
+ * file nor the entry in the way tests/security/weights_test.ts checks. What is ours is small: the central
+ * directory (ZIP64 included), bounds checks, and stored/deflated entries (inflated by the platform's
+ * DecompressionStream).
  */
 import { ReadBudget, WeightFileError } from "./tensor.ts";
 
