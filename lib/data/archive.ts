@@ -3,7 +3,7 @@
  *
  * - Streamed: tar through tar-stream (gzip through the platform's DecompressionStream, which checks the
  *   gzip CRC and length); zip through yauzl (central directory, entries inflated as streams; we check
- *   each entry's CRC-32 because yauzl does not).
+ *   each entry's CRC-32, with node:zlib's crc32, because yauzl does not).
  * - Never writes outside the destination: entry paths that are absolute or climb out with `..` are
  *   refused; every folder on an entry's path is created by us one component at a time and checked with
  *   `lstat`, so nothing is ever created or opened through a link (one already in the destination, or one
@@ -26,6 +26,7 @@
 import { posix as pathPosix } from "node:path";
 import * as path from "node:path";
 import { Readable } from "node:stream";
+import { crc32 } from "node:zlib";
 // @ts-types="@types/tar-stream"
 import tarStream from "tar-stream";
 // @ts-types="@types/yauzl"
@@ -137,23 +138,6 @@ export function safeEntryPath(archive: string, name: string, strip = 0): string 
   const parts = norm.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.length <= strip) return null; // stripped away (e.g. the top folder itself)
   return parts.slice(strip).join("/");
-}
-
-/** CRC-32 (IEEE) for zip entries. */
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32Update(crc: number, buf: Uint8Array): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
 }
 
 /** Longest name of one path component, and of a whole path (Linux NAME_MAX and PATH_MAX, in bytes). */
@@ -475,7 +459,7 @@ class Writer {
         if (n > size) break; // more than declared (and accounted for): never written
         let off = 0;
         while (off < u8.length) off += await f.write(u8.subarray(off));
-        if (crc !== undefined) c = crc32Update(c, u8);
+        if (crc !== undefined) c = crc32(u8, c); // CRC-32 (IEEE) of the zip entry so far
         onChunk();
       }
       f.close();
