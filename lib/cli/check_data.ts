@@ -59,9 +59,10 @@ export async function main(args: string[]): Promise<number> {
   const entries: Array<[string, DatasetConfig]> = [];
   if (values.config) {
     const config = await loadConfig(values.config);
-    const c = config as unknown as Record<string, DatasetConfig | undefined>;
-    if (c.train_dataset) entries.push(["train_dataset", c.train_dataset]);
-    if (c.val_dataset) entries.push(["val_dataset", c.val_dataset]);
+    for (const key of ["train_dataset", "val_dataset"] as const) {
+      const entry = config[key];
+      if (entry) entries.push([key, entry]);
+    }
     if (!entries.length) {
       throw new ConfigError([{
         source: values.config,
