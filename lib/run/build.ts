@@ -41,6 +41,18 @@ export async function modelFromConfig(
   return model;
 }
 
+/** `config` without its pretrained weight files (a checkpoint is loaded instead, or nothing). */
+export function withoutPretrained(config: Config): Config {
+  return {
+    ...config,
+    model: {
+      ...config.model,
+      pretrained: undefined,
+      backbone: { ...config.model.backbone, pretrained: undefined },
+    },
+  };
+}
+
 /** The loss options of `config.loss`. */
 export function lossFromConfig(config: Config): LossOptions {
   return lossOptions(config.loss);

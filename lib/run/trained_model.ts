@@ -8,7 +8,7 @@ import { type Config, loadConfigText } from "../config/mod.ts";
 import type { SegModel } from "../models/mod.ts";
 import { readTrainState } from "../train/checkpoint.ts";
 import { Rng } from "../util/rng.ts";
-import { modelFromConfig } from "./build.ts";
+import { modelFromConfig, withoutPretrained } from "./build.ts";
 import { loadModelPath } from "./model_path.ts";
 
 /**
@@ -23,15 +23,7 @@ export async function loadTrainedModel(
   log: (line: string) => void = () => {},
   init: Rng = new Rng(0),
 ): Promise<{ model: SegModel; file: string }> {
-  const bare: Config = {
-    ...config,
-    model: {
-      ...config.model,
-      pretrained: undefined,
-      backbone: { ...config.model.backbone, pretrained: undefined },
-    },
-  };
-  const model = await modelFromConfig(bare, init, log);
+  const model = await modelFromConfig(withoutPretrained(config), init, log);
   try {
     const file = await loadModelPath(model, modelPath, {
       minMatchedShare: config.model.pretrained_min_match,

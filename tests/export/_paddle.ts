@@ -9,7 +9,12 @@ import { tf } from "../../lib/backend/tf.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { DataLoader } from "../../lib/data/mod.ts";
 import { saveWeights, type SegModel } from "../../lib/models/mod.ts";
-import { datasetFromConfig, lossFromConfig, modelFromConfig } from "../../lib/run/build.ts";
+import {
+  datasetFromConfig,
+  lossFromConfig,
+  modelFromConfig,
+  withoutPretrained,
+} from "../../lib/run/build.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { polyLr } from "../../lib/train/schedule.ts";
 import { batchTensors, type MicroBatch, trainStep } from "../../lib/train/step.ts";
@@ -60,15 +65,7 @@ export function denoCli(name: string, args: string[], env: Record<string, string
 
 /** The config's bare model (no pretrained files) initialised from its seed, as our trainer starts. */
 export async function initialModel(config: Config): Promise<SegModel> {
-  const bare: Config = {
-    ...config,
-    model: {
-      ...config.model,
-      pretrained: undefined,
-      backbone: { ...config.model.backbone, pretrained: undefined },
-    },
-  };
-  return await modelFromConfig(bare, new Rng(config.seed), () => {});
+  return await modelFromConfig(withoutPretrained(config), new Rng(config.seed), () => {});
 }
 
 /**
