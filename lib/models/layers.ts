@@ -5,7 +5,7 @@
  * Forward functions take a `ForwardContext` that says whether we are training (batch statistics,
  * dropout) and where the BN batch statistics go (see `BnUpdates`).
  */
-import { tf } from "../backend/tf.ts";
+import { flatUpdatesPay, tf } from "../backend/tf.ts";
 import type { Rng } from "../util/rng.ts";
 import { batchNormTrain } from "./ops.ts";
 import { type Param, type ParamInit, ParamStore } from "./params.ts";
@@ -49,9 +49,10 @@ export class BnUpdates {
   }
 
   /**
-   * All layers with the same momentum are updated as one flat tensor per statistic (concatenated, updated,
-   * split back): the same arithmetic per value, but ~10 backend calls instead of 6 per layer (HRNet-W18-Small
-   * has 146 BN layers; on the native backend each call costs ~15 µs; measured interleaved on a loaded machine,
+   * Where flat updates pay (native backend, `flatUpdatesPay`), all layers with the same momentum are updated as
+   * one flat tensor per statistic (concatenated, updated, split back): the same arithmetic per value, but ~10
+   * backend calls instead of 6 per layer (HRNet-W18-Small has 146 BN layers; on the native backend each call
+   * costs ~15 µs; measured interleaved on a loaded machine,
    * 146 layers: 84.5 -> 20.1 ms).
    */
   commit(): number {
@@ -62,7 +63,11 @@ export class BnUpdates {
       list.push(u);
       byMomentum.set(u.bn.momentum, list);
     }
-    for (const [m, list] of byMomentum) {
+    // per layer where flat updates do not pay (wasm: concat/split copies cost more than the calls)
+    const groups = flatUpdatesPay()
+      ? [...byMomentum]
+      : this.#pending.map((u) => [u.bn.momentum, [u]] as const);
+    for (const [m, list] of groups) {
       tf.tidy(() => {
         const sizes = list.map((u) => u.mean.size);
         const cat = (ts: tf.Tensor1D[]) => (ts.length === 1 ? ts[0] : tf.concat(ts));

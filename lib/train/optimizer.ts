@@ -6,14 +6,15 @@
  * applied to every parameter (BN affine and biases too). The learning rate is passed per step, so any
  * schedule works, and the velocity buffers are named after the parameters, so they go into checkpoints.
  */
-import { tf } from "../backend/tf.ts";
+import { flatUpdatesPay, tf } from "../backend/tf.ts";
 
 export interface MomentumOptions {
   momentum: number;
   weightDecay: number;
   /**
-   * Parameters of at most this many values (default 32768) are updated in flat groups; larger ones one by one.
-   * See the class comment.
+   * Parameters of at most this many values are updated in flat groups; larger ones one by one. See the class
+   * comment. Default: 32768 where flat updates pay (`flatUpdatesPay`: the native backend), else 0 (all one
+   * by one).
    */
   smallParam?: number;
   /** A flat group holds at most this many values (default 4M). */
@@ -46,7 +47,8 @@ const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 export class MomentumSGD {
   readonly momentum: number;
   readonly weightDecay: number;
-  readonly smallParam: number;
+  /** As given; undefined = chosen per backend when the groups are laid out. */
+  readonly smallParam: number | undefined;
   readonly maxGroupSize: number;
   #groups: Group[] = [];
   /** The names and shapes the groups were built for (rebuilt when the gradients' set changes). */
@@ -63,7 +65,7 @@ export class MomentumSGD {
     if (!(o.weightDecay >= 0)) throw new Error(`optimizer.weight_decay must be >= 0, got ${o.weightDecay}`);
     this.momentum = o.momentum;
     this.weightDecay = o.weightDecay;
-    this.smallParam = o.smallParam ?? 32768;
+    this.smallParam = o.smallParam;
     this.maxGroupSize = o.maxGroupSize ?? 4 * 2 ** 20;
   }
 
@@ -81,7 +83,8 @@ export class MomentumSGD {
       }
     }
     this.#freeStateViews();
-    const key = names.map((n) => `${n}:${params.get(n)!.shape.join("x")}`).join(",");
+    // the backend is part of the layout: whether flat groups pay depends on it (flatUpdatesPay)
+    const key = tf.getBackend() + ";" + names.map((n) => `${n}:${params.get(n)!.shape.join("x")}`).join(",");
     if (key !== this.#layoutKey) this.#layout(names, params, key);
     tf.tidy(() => {
       const mu = tf.scalar(this.momentum);
@@ -110,6 +113,7 @@ export class MomentumSGD {
   /** (Re)builds the groups for these parameters, carrying over the velocity of every name that had one. */
   #layout(names: string[], params: Map<string, tf.Variable>, key: string): void {
     const carried = this.#perName();
+    const smallParam = this.smallParam ?? (flatUpdatesPay() ? 32768 : 0);
     for (const g of this.#groups) g.velocity.dispose();
     this.#groups = [];
     let cur: Omit<Group, "velocity"> | null = null;
@@ -136,7 +140,7 @@ export class MomentumSGD {
     for (const name of names) {
       const shape = params.get(name)!.shape;
       const size = numel(shape);
-      if (size > this.smallParam) {
+      if (size > smallParam) {
         add({ names: [name], shapes: [shape], sizes: [size], single: true });
         continue;
       }
@@ -218,6 +222,11 @@ export class MomentumSGD {
       current.set(name, t.clone());
     }
     this.#pending = current;
+  }
+
+  /** How many updates the last step ran: flat groups plus parameters updated on their own. */
+  get groupCount(): number {
+    return this.#groups.length;
   }
 
   /** Number of velocity tensors (one per parameter that had a gradient or was loaded). */

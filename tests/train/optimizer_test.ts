@@ -133,3 +133,36 @@ Deno.test("MomentumSGD's flat, grouped update equals the per-parameter one bit f
   assertEquals(tf.memory().numTensors, before - shapes.length, "no tensor leaked (a's variables remain)");
   for (const v of a.values()) v.dispose();
 });
+
+Deno.test("MomentumSGD groups small parameters only where flat updates pay (native), per tensor elsewhere; a backend switch keeps the velocities", async () => {
+  const prev = tf.getBackend();
+  const shapes: Array<[string, number[]]> = [["a", [10]], ["b", [4, 5]], ["c", [7]]];
+  const mk = () =>
+    new Map(shapes.map(([n, s], i) => [n, tf.variable(tf.randomNormal(s, 0, 1, "float32", i), true)]));
+  const p = mk();
+  const ref = new Map([...p].map(([n, v]) => [n, tf.variable(v.clone(), true)]));
+  const vel = new Map<string, tf.Variable>();
+  const opt = new MomentumSGD({ momentum: 0.9, weightDecay: 1e-3 });
+  const step = (k: number) => {
+    const grads = Object.fromEntries(
+      shapes.map(([n, s], i) => [n, tf.randomNormal(s, 0, 1, "float32", 10 * k + i)]),
+    );
+    opt.step(p, grads, 0.1);
+    referenceStep(ref, vel, grads, 0.1, 0.9, 1e-3);
+    tf.dispose(Object.values(grads));
+  };
+  try {
+    step(0);
+    assertEquals(opt.groupCount, prev === "tensorflow" ? 1 : 3, `groups on ${prev}`);
+    await tf.setBackend("cpu");
+    step(1);
+    assertEquals(opt.groupCount, 3, "per tensor on cpu");
+    for (const [n] of shapes) {
+      assertEquals(Array.from(p.get(n)!.dataSync()), Array.from(ref.get(n)!.dataSync()), n);
+    }
+  } finally {
+    opt.dispose();
+    for (const m of [p, ref, vel]) for (const v of m.values()) v.dispose();
+    await tf.setBackend(prev);
+  }
+});
