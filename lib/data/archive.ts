@@ -34,6 +34,7 @@ import yauzl from "yauzl";
 import { formatBytes, getLimits, type Limits, raiseHint } from "../util/limits.ts";
 import { fileKind, readFileBounded } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 export type ArchiveKind = "tar" | "tar.gz" | "zip";
 
@@ -718,7 +719,7 @@ function unpackZip(archive: string, w: Writer): Promise<void> {
             if (e.uncompressedSize > 4096) throw w.refuse(name, "is a link with an overlong target");
             const chunks: Uint8Array[] = [];
             for await (const c of await open()) chunks.push(c as Uint8Array);
-            return w.symlink(rel, name, new TextDecoder().decode(concat(chunks)));
+            return w.symlink(rel, name, new TextDecoder().decode(concatBytes(chunks)));
           }
           const mtime = e.getLastModDate();
           if (await w.isComplete(rel, name, e.uncompressedSize, mtime)) {
@@ -777,14 +778,4 @@ function chunksOf(s: Readable): AsyncIterable<Uint8Array> {
       }
     },
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }

@@ -13,13 +13,12 @@
  * of `paddle.distributed.launch` included.
  */
 import { join } from "node:path";
-import { output, sha256, streamed } from "./python.ts";
+import { ensureVenv, output } from "./python.ts";
 import type { SetupContext, SetupStep } from "./steps.ts";
 
 /** The venv, relative to the project root. */
 export const PADDLE_VENV = join(".cache", "paddle");
 export const PADDLE_REQUIREMENTS = join("scripts", "paddleseg", "requirements.txt");
-const STAMP = ".pc-setup-stamp.json";
 
 const SITECUSTOMIZE =
   "# written by scripts/setup/paddle.ts: cv2 before paddle (importing paddle first crashes in zlib)\n" +
@@ -40,55 +39,24 @@ async function writeSitecustomize(py: string): Promise<void> {
  * Makes sure `.cache/paddle` has the pinned packages; returns true when it installed something.
  * Throws with pip's output tail (or the failing import) when it cannot.
  */
-export async function ensurePaddleEnv(root: string, log: (msg: string) => void): Promise<boolean> {
-  const venv = join(root, PADDLE_VENV);
-  const reqPath = join(root, PADDLE_REQUIREMENTS);
-  const py = paddlePython(root);
-  let reqText: string;
-  try {
-    reqText = await Deno.readTextFile(reqPath);
-  } catch (e) {
-    throw new Error(`cannot read ${reqPath}: ${(e as Error).message}`);
-  }
-  const venvPy = await output(py, ["--version"]);
-  const want = { requirements: await sha256(reqText), python: venvPy.ok ? venvPy.text : "" };
-  if (venvPy.ok) {
-    try {
-      const stamp = JSON.parse(await Deno.readTextFile(join(venv, STAMP)));
-      if (stamp.requirements === want.requirements && stamp.python === want.python) return false;
-    } catch { /* no or unreadable stamp: install */ }
-  }
-  if (!venvPy.ok) {
-    const base = Deno.env.get("PC_PYTHON") ?? "python3";
-    const v = await output(base, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]);
-    if (!v.ok) throw new Error(`no Python interpreter '${base}' (install Python 3.8-3.12 or set PC_PYTHON)`);
-    const [maj, min] = v.text.trim().split(".").map(Number);
-    if (maj !== 3 || min < 8 || min > 12) {
-      throw new Error(`'${base}' is Python ${v.text.trim()}; paddlepaddle 2.6.2 has wheels for 3.8-3.12`);
-    }
-    log(`paddle: creating ${PADDLE_VENV} with ${base} (Python ${v.text.trim()})`);
-    await Deno.remove(venv, { recursive: true }).catch(() => {});
-    await streamed(base, ["-m", "venv", venv], root, log);
-    want.python = (await output(py, ["--version"])).text;
-  }
-  log(`paddle: installing ${PADDLE_REQUIREMENTS} into ${PADDLE_VENV} (first time: about 1.3 GB)`);
-  await streamed(
-    py,
-    ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", reqPath],
-    root,
-    log,
-  );
-  await writeSitecustomize(py);
-  const probe = await output(py, [
-    "-c",
-    "import cv2, paddle, paddleseg; print(paddle.__version__, paddleseg.__version__)",
-  ]);
-  if (!probe.ok) throw new Error(`paddle and paddleseg installed but do not import:\n${probe.text}`);
-  log(`paddle: paddlepaddle / paddleseg ${probe.text.trim().split("\n").pop()}`);
-  const tmp = join(venv, `${STAMP}.${Deno.pid}.tmp`);
-  await Deno.writeTextFile(tmp, JSON.stringify(want));
-  await Deno.rename(tmp, join(venv, STAMP));
-  return true;
+export function ensurePaddleEnv(root: string, log: (msg: string) => void): Promise<boolean> {
+  return ensureVenv(root, {
+    step: "paddle",
+    venv: PADDLE_VENV,
+    requirements: PADDLE_REQUIREMENTS,
+    minor: [8, 12],
+    versionHint: "paddlepaddle 2.6.2 has wheels for 3.8-3.12",
+    firstTime: "about 1.3 GB",
+    async after(py) {
+      await writeSitecustomize(py);
+      const probe = await output(py, [
+        "-c",
+        "import cv2, paddle, paddleseg; print(paddle.__version__, paddleseg.__version__)",
+      ]);
+      if (!probe.ok) throw new Error(`paddle and paddleseg installed but do not import:\n${probe.text}`);
+      return `paddlepaddle / paddleseg ${probe.text.trim().split("\n").pop()}`;
+    },
+  }, log);
 }
 
 export const paddleStep: SetupStep = {

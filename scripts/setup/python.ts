@@ -4,14 +4,15 @@
  * a stamp inside `.venv` records the SHA-256 of the requirements file and the interpreter version, so the
  * step re-installs only when the file changes (or the venv is broken) and otherwise costs one process start.
  *
- * The interpreter is `$PC_PYTHON` when set, else `python3` (≥ 3.9).
+ * The interpreter is `$PC_PYTHON` when set, else `python3` (≥ 3.9). `ensureVenv` is shared with the step
+ * `paddle`.
  */
 import { join } from "node:path";
 import type { SetupContext, SetupStep } from "./steps.ts";
 
 const STAMP = ".pc-setup-stamp.json";
 
-export async function sha256(text: string): Promise<string> {
+async function sha256(text: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -27,7 +28,7 @@ export async function output(cmd: string, args: string[]): Promise<{ ok: boolean
 }
 
 /** Runs a command, passing progress lines to `log`; throws with the output's tail on failure. */
-export async function streamed(
+async function streamed(
   cmd: string,
   args: string[],
   cwd: string,
@@ -58,49 +59,89 @@ export async function streamed(
   }
 }
 
+/** A project-local virtual environment made from a pinned requirements file (see `ensureVenv`). */
+export interface VenvSpec {
+  /** The set-up step's name, for messages. */
+  step: string;
+  /** The venv and the requirements file, relative to the project root. */
+  venv: string;
+  requirements: string;
+  /** Python 3.x minor versions accepted, inclusive. */
+  minor: [number, number];
+  /** Says why a Python outside `minor` will not do (e.g. which versions the wheels exist for). */
+  versionHint: string;
+  /** How big the first install is, for the progress line. */
+  firstTime: string;
+  /** After pip: extra files and an import probe; throws when the venv is unusable. Its result is logged. */
+  after?: (py: string) => Promise<string | void>;
+}
+
+/**
+ * Makes sure `spec.venv` holds the packages of `spec.requirements`; returns true when it installed something.
+ * Idempotent: a stamp inside the venv records the SHA-256 of the requirements file and the interpreter
+ * version, so it re-installs only when the file changes (or the venv is broken) and otherwise costs one
+ * process start. The interpreter is `$PC_PYTHON` when set, else `python3`.
+ */
+export async function ensureVenv(root: string, spec: VenvSpec, log: (msg: string) => void): Promise<boolean> {
+  const venv = join(root, spec.venv);
+  const reqPath = join(root, spec.requirements);
+  const py = join(venv, "bin", "python");
+  let reqText: string;
+  try {
+    reqText = await Deno.readTextFile(reqPath);
+  } catch (e) {
+    throw new Error(`cannot read ${reqPath}: ${(e as Error).message}`);
+  }
+  const venvPy = await output(py, ["--version"]);
+  const want = { requirements: await sha256(reqText), python: venvPy.ok ? venvPy.text : "" };
+  if (venvPy.ok) {
+    try {
+      const stamp = JSON.parse(await Deno.readTextFile(join(venv, STAMP)));
+      if (stamp.requirements === want.requirements && stamp.python === want.python) return false;
+    } catch { /* no or unreadable stamp: install */ }
+  }
+  if (!venvPy.ok) {
+    const base = Deno.env.get("PC_PYTHON") ?? "python3";
+    const v = await output(base, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]);
+    const [lo, hi] = spec.minor;
+    if (!v.ok) {
+      throw new Error(`no Python interpreter '${base}' (install Python 3.${lo}-3.${hi} or set PC_PYTHON)`);
+    }
+    const version = v.text.trim();
+    const [maj, min] = version.split(".").map(Number);
+    if (maj !== 3 || min < lo || min > hi) {
+      throw new Error(`'${base}' is Python ${version}; ${spec.versionHint}`);
+    }
+    log(`${spec.step}: creating ${spec.venv} with ${base} (Python ${version})`);
+    await Deno.remove(venv, { recursive: true }).catch(() => {});
+    await streamed(base, ["-m", "venv", venv], root, log);
+    want.python = (await output(py, ["--version"])).text;
+  }
+  log(`${spec.step}: installing ${spec.requirements} into ${spec.venv} (first time: ${spec.firstTime})`);
+  await streamed(
+    py,
+    ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", reqPath],
+    root,
+    log,
+  );
+  const said = await spec.after?.(py);
+  if (said) log(`${spec.step}: ${said}`);
+  const tmp = join(venv, `${STAMP}.${Deno.pid}.tmp`);
+  await Deno.writeTextFile(tmp, JSON.stringify(want));
+  await Deno.rename(tmp, join(venv, STAMP));
+  return true;
+}
+
 export const pythonStep: SetupStep = {
   name: "python",
   purposes: ["test"],
-  async run(ctx: SetupContext): Promise<boolean> {
-    const venv = join(ctx.root, ".venv");
-    const reqPath = join(ctx.root, "scripts", "requirements.txt");
-    const py = join(venv, "bin", "python");
-    let reqText: string;
-    try {
-      reqText = await Deno.readTextFile(reqPath);
-    } catch (e) {
-      throw new Error(`cannot read ${reqPath}: ${(e as Error).message}`);
-    }
-    const venvPy = await output(py, ["--version"]);
-    const want = { requirements: await sha256(reqText), python: venvPy.ok ? venvPy.text : "" };
-    if (venvPy.ok) {
-      try {
-        const stamp = JSON.parse(await Deno.readTextFile(join(venv, STAMP)));
-        if (stamp.requirements === want.requirements && stamp.python === want.python) return false;
-      } catch { /* no or unreadable stamp: install */ }
-    }
-
-    if (!venvPy.ok) {
-      const base = Deno.env.get("PC_PYTHON") ?? "python3";
-      const v = await output(base, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]);
-      if (!v.ok) throw new Error(`no Python interpreter '${base}' (install Python ≥ 3.9 or set PC_PYTHON)`);
-      const [maj, min] = v.text.split(".").map(Number);
-      if (maj < 3 || (maj === 3 && min < 9)) throw new Error(`'${base}' is Python ${v.text}; need ≥ 3.9`);
-      ctx.log(`python: creating .venv with ${base} (Python ${v.text})`);
-      await Deno.remove(venv, { recursive: true }).catch(() => {});
-      await streamed(base, ["-m", "venv", venv], ctx.root, ctx.log);
-      want.python = (await output(py, ["--version"])).text;
-    }
-    ctx.log("python: installing scripts/requirements.txt into .venv (first time: about a minute)");
-    await streamed(
-      py,
-      ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", reqPath],
-      ctx.root,
-      ctx.log,
-    );
-    const tmp = join(venv, `${STAMP}.${Deno.pid}.tmp`);
-    await Deno.writeTextFile(tmp, JSON.stringify(want));
-    await Deno.rename(tmp, join(venv, STAMP));
-    return true;
-  },
+  run: (ctx: SetupContext) =>
+    ensureVenv(ctx.root, {
+      step: "python",
+      venv: ".venv",
+      requirements: join("scripts", "requirements.txt"),
+      minor: [9, 99],
+      versionHint: "need ≥ 3.9",
+      firstTime: "about a minute",
+    }, ctx.log),
 };

@@ -2,6 +2,7 @@
 // @ts-types="@types/tar-stream"
 import tarStream from "tar-stream";
 import { Buffer } from "node:buffer";
+import { concatBytes } from "../../lib/util/bytes.ts";
 
 export interface TarEntry {
   name: string;
@@ -28,17 +29,7 @@ export async function makeTar(entries: TarEntry[]): Promise<Uint8Array> {
   }
   pack.finalize();
   await done;
-  return concat(chunks);
-}
-
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
@@ -96,12 +87,12 @@ export function makeZip(
     central.push(new Uint8Array(ch.buffer), name);
     offset += 30 + name.length + data.length;
   }
-  const cd = concat(central);
+  const cd = concatBytes(central);
   const end = new DataView(new ArrayBuffer(22));
   end.setUint32(0, 0x06054b50, true);
   end.setUint16(8, entries.length, true);
   end.setUint16(10, entries.length, true);
   end.setUint32(12, cd.length, true);
   end.setUint32(16, offset, true);
-  return concat([...local, cd, new Uint8Array(end.buffer)]);
+  return concatBytes([...local, cd, new Uint8Array(end.buffer)]);
 }

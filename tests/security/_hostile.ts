@@ -3,7 +3,7 @@
  * checks that nothing was written outside a destination.
  */
 import * as path from "node:path";
-import { concat } from "../data/_archives.ts";
+import { concatBytes } from "../../lib/util/bytes.ts";
 
 /** Every path under `root` (lstat, links not followed) except those under `skip`. */
 export async function treeOutside(root: string, skip: string): Promise<string[]> {
@@ -102,14 +102,14 @@ export async function buildZip(items: ZipItem[]): Promise<Uint8Array> {
     central.push(new Uint8Array(ch.buffer), name);
     offset += 30 + name.length + body.length;
   }
-  const cd = concat(central);
+  const cd = concatBytes(central);
   const end = new DataView(new ArrayBuffer(22));
   end.setUint32(0, 0x06054b50, true);
   end.setUint16(8, items.length, true);
   end.setUint16(10, items.length, true);
   end.setUint32(12, cd.length, true);
   end.setUint32(16, offset, true);
-  return concat([...local, cd, new Uint8Array(end.buffer)]);
+  return concatBytes([...local, cd, new Uint8Array(end.buffer)]);
 }
 
 /** A seeded generator (mulberry32) for the fuzz tests. */
@@ -298,7 +298,7 @@ export function png(width: number, height: number, idat: Uint8Array, color = 0):
   dv.setUint32(0, width);
   dv.setUint32(4, height);
   ihdr.set([8, color, 0, 0, 0], 8);
-  return concat([
+  return concatBytes([
     new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk("IHDR", ihdr),
     chunk("IDAT", idat),

@@ -17,6 +17,7 @@ import { isSafetensors, looksLikeSafetensors, readSafetensors } from "./safetens
 import { type RawTensor, ReadBudget, WeightFileError } from "./tensor.ts";
 import { MAX_NESTING, readTorchCheckpoint } from "./torch.ts";
 import { isZip } from "./zip.ts";
+import { concatBytes } from "../../util/bytes.ts";
 
 export type WeightFormat = "paddle" | "torch" | "safetensors";
 /** Conv weight layout in the file: OIHW (Paddle, PyTorch) or HWIO (our own safetensors). */
@@ -124,7 +125,7 @@ async function gunzipBounded(bytes: Uint8Array, budget: ReadBudget): Promise<Uin
       n += r.value.length;
       if (!sniffed && n >= 16) {
         sniffed = true;
-        const head = chunks.length === 1 ? chunks[0] : concat(chunks);
+        const head = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
         if (!sniff(head)) throw unrecognised(budget.source);
       }
     }
@@ -132,17 +133,7 @@ async function gunzipBounded(bytes: Uint8Array, budget: ReadBudget): Promise<Uin
     reader.cancel().catch(() => {});
   }
   budget.reserve(n, "the inflated gzip data");
-  return chunks.length === 1 ? chunks[0] : concat(chunks);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return chunks.length === 1 ? chunks[0] : concatBytes(chunks);
 }
 
 /** Parse weight-file bytes; `source` names the file in messages. */
