@@ -232,16 +232,6 @@ export async function probeBackend(name: BackendName): Promise<BackendAvailabili
   }
 }
 
-/**
- * All backends, in `auto`'s order. Note: this requests a WebGPU adapter, after which the native backend is
- * refused in this process (see WEBGPU_FIRST); call it after `initBackend` when both matter.
- */
-export async function probeBackends(): Promise<BackendAvailability[]> {
-  const out: BackendAvailability[] = [];
-  for (const name of BACKEND_NAMES) out.push(await probeBackend(name));
-  return out;
-}
-
 /** A tiny module with one SIMD instruction (same probe as tfjs-backend-wasm's WASM_HAS_SIMD_SUPPORT). */
 const SIMD_PROBE = Uint8Array.from(atob("AGFzbQEAAAABBAFgAAADAgEACgkBBwBBAP0PGgs="), (c) => c.charCodeAt(0));
 

@@ -237,11 +237,6 @@ function worthBf16(kernelName: (typeof BF16_KERNELS)[number], args: Parameters<t
   return flops >= policy.minFlops && flops >= policy.minIntensity * elements;
 }
 
-/** Whether the bf16 kernels are registered (the native backend was initialised in this process). */
-export function hasBf16Kernels(): boolean {
-  return registered;
-}
-
 /** CPU flags that mean native bf16 arithmetic (oneDNN's avx512_core_bf16 / avx512_core_amx kernels). */
 export const BF16_CPU_FLAGS = ["avx512_bf16", "amx_bf16"] as const;
 

@@ -60,12 +60,6 @@ const SYNC_READ =
   "TF.js draws it through a 2D OffscreenCanvas, which this runtime does not have. Read with `await tensor.data()`.";
 
 let registered = false;
-let lastAdapter: AdapterFacts | null = null;
-
-/** The adapter the webgpu backend was created on (null before `tf.setBackend("webgpu")`). */
-export function webgpuAdapterFacts(): AdapterFacts | null {
-  return lastAdapter;
-}
 
 /**
  * Replaces the package's `webgpu` factory by ours (idempotent). The backend is created on the first
@@ -83,7 +77,6 @@ export function registerWebGPUBackend(
     if (!adapter) throw new Error("webgpu: no WebGPU adapter");
     const facts = adapterFacts(adapter); // before requestDevice: Deno invalidates the adapter then
     const device = await adapter.requestDevice(deviceDescriptor(adapter));
-    lastAdapter = facts;
     const backend = new WebGPUBackend(device, facts as unknown as GPUAdapterInfo);
     guardSyncReads(backend);
     return backend;

@@ -276,15 +276,6 @@ export async function encodeRgbPngBytes(img: RgbImage, compressionLevel = 6): Pr
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
-/** Writes RGB as PNG (by extension .png) or JPEG (.jpg/.jpeg), atomically. */
-export async function writeImageRgb(path: string, img: RgbImage, quality = 90): Promise<void> {
-  const lower = path.toLowerCase();
-  const bytes = lower.endsWith(".jpg") || lower.endsWith(".jpeg")
-    ? await encodeJpegBytes(img, quality)
-    : await encodeRgbPngBytes(img);
-  await writeFileAtomic(path, bytes);
-}
-
 /**
  * Reads a label image as PaddleSeg does (`np.asarray(PIL.Image.open(path))`): palette PNGs give their
  * indices, gray PNGs their values; RGB(A) masks come back with 3/4 channels for the caller to refuse.

@@ -34,7 +34,6 @@ export interface FeatureMeasures {
 }
 
 export type Projection = "pca" | "umap";
-export const PROJECTIONS: readonly Projection[] = ["pca", "umap"];
 
 /** One model's features at the shared pixels: [N, dim] row-major. */
 export interface FeatureSet {

@@ -487,13 +487,3 @@ export function unpickle(bytes: Uint8Array, o: UnpickleOptions): { value: unknow
     }
   }
 }
-
-/** Map with string keys -> plain record (throws on non-string keys). */
-export function mapToRecord(m: Map<unknown, unknown>, source: string): Record<string, unknown> {
-  const r: Record<string, unknown> = {};
-  for (const [k, v] of m) {
-    if (typeof k !== "string") throw new PickleError(`${source}: expected string keys, found ${typeof k}`);
-    r[k] = v;
-  }
-  return r;
-}
