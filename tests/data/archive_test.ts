@@ -2,7 +2,7 @@
 import * as path from "node:path";
 import { assert, assertEquals, assertRejects } from "../_helpers/assert.ts";
 import { isUnpacked, unpackArchive } from "../../lib/data/archive.ts";
-import { gzip, makeTar, makeZip, type TarEntry } from "./_archives.ts";
+import { buildZip, gzip, makeTar, type TarEntry } from "./_archives.ts";
 import { tmpDir } from "./_tmp.ts";
 
 const quiet = { progress: false };
@@ -43,7 +43,7 @@ for (const kind of ["tar", "tar.gz", "zip"] as const) {
       ? tar
       : kind === "tar.gz"
       ? await gzip(tar)
-      : makeZip(entries.filter((e) => e.data).map((e) => ({ name: e.name, data: e.data! })));
+      : await buildZip(entries.filter((e) => e.data).map((e) => ({ name: e.name, data: e.data! })));
     const arc = path.join(dir, `x.${kind}`);
     await Deno.writeFile(arc, bytes);
     const out = path.join(dir, "out");
@@ -114,9 +114,9 @@ Deno.test("refuses zip entries with .. and zip symlinks pointing out", async () 
   const dir = await tmp();
   for (
     const [name, zip] of [
-      ["trav.zip", makeZip([{ name: "../evil.txt", data: "x" }])],
-      ["abs.zip", makeZip([{ name: "/evil.txt", data: "x" }])],
-      ["link.zip", makeZip([{ name: "l", data: "../../etc", symlink: true }])],
+      ["trav.zip", await buildZip([{ name: "../evil.txt", data: "x" }])],
+      ["abs.zip", await buildZip([{ name: "/evil.txt", data: "x" }])],
+      ["link.zip", await buildZip([{ name: "l", data: "../../etc", symlink: true }])],
     ] as const
   ) {
     const arc = path.join(dir, name);
@@ -208,7 +208,7 @@ Deno.test("a truncated tar.gz and a corrupt one give clear errors", async () => 
 });
 
 Deno.test("a truncated zip and a zip with a corrupted entry give clear errors", async () => {
-  const zip = makeZip([{ name: "ds/a.txt", data: "alpha" }, { name: "ds/b.bin", data: big }]);
+  const zip = await buildZip([{ name: "ds/a.txt", data: "alpha" }, { name: "ds/b.bin", data: big }]);
   await checkTruncated(zip.subarray(0, 5000), "cut.zip", /truncated or corrupt/, [], [
     "ds/a.txt",
     "ds/b.bin",

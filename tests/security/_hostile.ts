@@ -3,7 +3,9 @@
  * checks that nothing was written outside a destination.
  */
 import * as path from "node:path";
+import { crc32 } from "node:zlib";
 import { concatBytes } from "../../lib/util/bytes.ts";
+import { buildZip, type ZipItem } from "../data/_archives.ts";
 
 /** Every path under `root` (lstat, links not followed) except those under `skip`. */
 export async function treeOutside(root: string, skip: string): Promise<string[]> {
@@ -33,83 +35,6 @@ export async function linksUnder(dir: string): Promise<string[]> {
   };
   await walk(dir).catch(() => {});
   return out;
-}
-
-export async function deflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
-  const s = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("deflate-raw"));
-  return new Uint8Array(await new Response(s).arrayBuffer());
-}
-
-const CRC = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = CRC[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-export interface ZipItem {
-  name: string;
-  data: Uint8Array | string;
-  /** 0 stored (default), 8 deflated. */
-  method?: 0 | 8;
-  symlink?: boolean;
-}
-
-/** A zip archive (stored or deflated entries, unix modes) built in memory. */
-export async function buildZip(items: ZipItem[]): Promise<Uint8Array> {
-  const enc = new TextEncoder();
-  const local: Uint8Array[] = [], central: Uint8Array[] = [];
-  let offset = 0;
-  for (const it of items) {
-    const name = enc.encode(it.name);
-    const data = typeof it.data === "string" ? enc.encode(it.data) : it.data;
-    const method = it.method ?? 0;
-    const body = method === 8 ? await deflateRaw(data) : data;
-    const crc = crc32(data);
-    const lh = new DataView(new ArrayBuffer(30));
-    lh.setUint32(0, 0x04034b50, true);
-    lh.setUint16(4, 20, true);
-    lh.setUint16(6, 0x0800, true);
-    lh.setUint16(8, method, true);
-    lh.setUint16(12, 0x5121, true);
-    lh.setUint32(14, crc, true);
-    lh.setUint32(18, body.length, true);
-    lh.setUint32(22, data.length, true);
-    lh.setUint16(26, name.length, true);
-    const ch = new DataView(new ArrayBuffer(46));
-    ch.setUint32(0, 0x02014b50, true);
-    ch.setUint16(4, 0x031e, true);
-    ch.setUint16(6, 20, true);
-    ch.setUint16(8, 0x0800, true);
-    ch.setUint16(10, method, true);
-    ch.setUint16(14, 0x5121, true);
-    ch.setUint32(16, crc, true);
-    ch.setUint32(20, body.length, true);
-    ch.setUint32(24, data.length, true);
-    ch.setUint16(28, name.length, true);
-    ch.setUint32(38, ((it.symlink ? 0o120777 : 0o100644) << 16) >>> 0, true);
-    ch.setUint32(42, offset, true);
-    local.push(new Uint8Array(lh.buffer), name, body);
-    central.push(new Uint8Array(ch.buffer), name);
-    offset += 30 + name.length + body.length;
-  }
-  const cd = concatBytes(central);
-  const end = new DataView(new ArrayBuffer(22));
-  end.setUint32(0, 0x06054b50, true);
-  end.setUint16(8, items.length, true);
-  end.setUint16(10, items.length, true);
-  end.setUint32(12, cd.length, true);
-  end.setUint32(16, offset, true);
-  return concatBytes([...local, cd, new Uint8Array(end.buffer)]);
 }
 
 /** A seeded generator (mulberry32) for the fuzz tests. */

@@ -6,9 +6,9 @@
 import * as path from "node:path";
 import { assert, assertEquals, assertRejects } from "../_helpers/assert.ts";
 import { ArchiveError, isUnpacked, unpackArchive } from "../../lib/data/archive.ts";
-import { gzip, makeTar, type TarEntry } from "../data/_archives.ts";
+import { buildZip, gzip, makeTar, type TarEntry } from "../data/_archives.ts";
 import { tmpDir } from "../data/_tmp.ts";
-import { buildZip, linksUnder, treeOutside } from "./_hostile.ts";
+import { linksUnder, treeOutside } from "./_hostile.ts";
 
 const quiet = { progress: false };
 

@@ -11,10 +11,9 @@ import { parseWeightFile } from "../../lib/models/io/read.ts";
 import { encodeSafetensors } from "../../lib/models/io/safetensors.ts";
 import { type RawTensor, WeightFileError } from "../../lib/models/io/tensor.ts";
 import { assert, assertEquals } from "../_helpers/assert.ts";
-import { gzip, makeTar } from "../data/_archives.ts";
+import { buildZip, gzip, makeTar } from "../data/_archives.ts";
 import { tmpDir } from "../data/_tmp.ts";
 import {
-  buildZip,
   linksUnder,
   mutate,
   numpyPickle,

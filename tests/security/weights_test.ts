@@ -14,9 +14,9 @@ import { type RawTensor, WeightFileError } from "../../lib/models/io/tensor.ts";
 import { exportWeights, loadPretrainedBytes, loadWeights, saveWeights } from "../../lib/models/weights.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { assert, assertEquals } from "../_helpers/assert.ts";
-import { gzip } from "../data/_archives.ts";
+import { buildZip, gzip } from "../data/_archives.ts";
 import { tmpDir } from "../data/_tmp.ts";
-import { buildZip, numpyPickle, patchZipOffset, PickleWriter, torchPickle, torchZip } from "./_hostile.ts";
+import { numpyPickle, patchZipOffset, PickleWriter, torchPickle, torchZip } from "./_hostile.ts";
 
 /** Parses `bytes` as `name`; returns the WeightFileError (asserting its kind and that it names the file). */
 async function refused(bytes: Uint8Array, name: string, re: RegExp, maxBytes?: number): Promise<string> {
