@@ -19,6 +19,8 @@ import * as path from "node:path";
 import { CITYSCAPES_CLASS_NAMES, ID_TO_TRAIN_ID } from "./cityscapes_labels.ts";
 import { type RawImage, readImageRgb, readLabelImage, type RgbImage } from "./image_io.ts";
 import type { TransformSpec } from "./transforms.ts";
+import { FileCheckError, readFileBounded } from "../util/fs.ts";
+import { getLimits, raiseHint } from "../util/limits.ts";
 
 export type Mode = "train" | "val" | "test";
 export type LabelKind = "trainIds" | "labelIds" | "raw";
@@ -223,7 +225,15 @@ export async function openListDataset(o: ListDatasetOptions): Promise<SegDataset
       "missing-list-file",
     );
   }
-  const text = await Deno.readTextFile(listPath);
+  let text: string;
+  try {
+    text = new TextDecoder().decode(
+      await readFileBounded(listPath, getLimits().textMaxBytes, raiseHint("textMaxBytes")),
+    );
+  } catch (e) {
+    const why = e instanceof FileCheckError ? e.reason : `cannot be read: ${(e as Error).message}`;
+    throw new DataError(`Dataset: list file '${listPath}' ${why}`, "bad-list-file");
+  }
   const items: DataItem[] = [];
   const missing: string[] = [], missingImages: string[] = [];
   const lines = text.split(/\r?\n/);

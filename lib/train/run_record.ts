@@ -13,6 +13,8 @@
  * On resume the records after the checkpoint's iteration are dropped too (they belong to the interrupted
  * part that is about to be redone), so the log reads as one uninterrupted run.
  */
+import { FileCheckError, readFileBounded } from "../util/fs.ts";
+import { getLimits, raiseHint } from "../util/limits.ts";
 
 /**
  * The pixel contrast term's diagnostics as the train record stores them: lib/losses' per-step
@@ -199,15 +201,23 @@ export function parseMetricsJsonl(text: string, source = "<metrics>", opts: Pars
   return records;
 }
 
-/** Reads `metrics.jsonl` (see {@link parseMetricsJsonl}); a missing or unreadable file is an error naming it. */
-export function readMetricsJsonl(path: string, opts: ParseOptions = {}): RunRecords {
-  let text: string;
+/**
+ * Reads `metrics.jsonl` (see {@link parseMetricsJsonl}): a regular file within the text bound
+ * (`PC_MAX_TEXT_BYTES`); a missing, unreadable, special or oversized file is an error naming it.
+ */
+export async function readMetricsJsonl(path: string, opts: ParseOptions = {}): Promise<RunRecords> {
+  return parseMetricsJsonl(await readLog(path), path, opts);
+}
+
+async function readLog(path: string): Promise<string> {
   try {
-    text = Deno.readTextFileSync(path);
+    return new TextDecoder().decode(
+      await readFileBounded(path, getLimits().textMaxBytes, raiseHint("textMaxBytes")),
+    );
   } catch (e) {
-    throw new Error(`cannot read metrics log '${path}': ${(e as Error).message}`);
+    const why = e instanceof FileCheckError ? e.reason : (e as Error).message;
+    throw new Error(`cannot read metrics log '${path}': ${why}`, { cause: e });
   }
-  return parseMetricsJsonl(text, path, opts);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -232,7 +242,11 @@ export class MetricsLog {
     const log = new MetricsLog(path);
     let kept = "";
     if (resumeIter !== null) {
-      const text = await Deno.readTextFile(path).catch(() => "");
+      // no log yet is fine; one that cannot be read is an error, never silently emptied
+      const text = await readLog(path).catch((e) => {
+        if ((e as Error).cause instanceof Deno.errors.NotFound) return "";
+        throw e;
+      });
       for (const { rec, line } of parseLines(text, path, { lenient: true })) {
         if (rec.iter > resumeIter) continue;
         if (rec.type === "train") log.train.push(rec);

@@ -23,6 +23,8 @@ export interface Limits {
   configMaxBytes: number;
   /** Pixels (width x height) of one image, checked from its header (PC_MAX_IMAGE_PIXELS; 8192 x 8192). */
   imageMaxPixels: number;
+  /** Size of one text file read whole: a dataset list file, a run's metrics.jsonl (PC_MAX_TEXT_BYTES; 256 MiB). */
+  textMaxBytes: number;
 }
 
 const KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
@@ -35,6 +37,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   weightMaxBytes: 2 * GiB,
   configMaxBytes: 1 * MiB,
   imageMaxPixels: 8192 * 8192,
+  textMaxBytes: 256 * MiB,
 });
 
 /** Environment variable of each limit that can be set that way. */
@@ -45,6 +48,7 @@ export const LIMIT_ENV: Readonly<Partial<Record<keyof Limits, string>>> = Object
   weightMaxBytes: "PC_MAX_WEIGHT_BYTES",
   configMaxBytes: "PC_MAX_CONFIG_BYTES",
   imageMaxPixels: "PC_MAX_IMAGE_PIXELS",
+  textMaxBytes: "PC_MAX_TEXT_BYTES",
 });
 
 /** Parses "123", "1.5G", "64GiB", "512M", "100k" (powers of 1024); NaN when malformed. */

@@ -1,5 +1,5 @@
 /** lib/train/run_record.ts: the one reader of `metrics.jsonl` (strict and lenient) and the writer's resume. */
-import { assertEquals, assertThrows } from "../_helpers/assert.ts";
+import { assertEquals, assertRejects, assertThrows } from "../_helpers/assert.ts";
 import { MetricsLog, parseMetricsJsonl, readMetricsJsonl } from "../../lib/train/run_record.ts";
 import { fakeEvals, fakeTrain } from "../viz/_data.ts";
 
@@ -19,8 +19,8 @@ Deno.test("parseMetricsJsonl: train/eval records, truncated last line skipped, e
   const dir = await Deno.makeTempDir({ prefix: "viz_jsonl_" });
   try {
     Deno.writeTextFileSync(`${dir}/metrics.jsonl`, text);
-    assertEquals(readMetricsJsonl(`${dir}/metrics.jsonl`).train.length, 1);
-    assertThrows(() => readMetricsJsonl(`${dir}/missing.jsonl`), "missing.jsonl");
+    assertEquals((await readMetricsJsonl(`${dir}/metrics.jsonl`)).train.length, 1);
+    await assertRejects(() => readMetricsJsonl(`${dir}/missing.jsonl`), "missing.jsonl");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -44,7 +44,7 @@ Deno.test("lenient reading and MetricsLog resume: cut and invalid lines dropped,
     // the file is rewritten with the kept lines as they were written, then appended to
     assertEquals(Deno.readTextFileSync(path), [lines[0], lines[2], lines[3], ""].join("\n"));
     await log.append(t30);
-    const back = readMetricsJsonl(path);
+    const back = await readMetricsJsonl(path);
     assertEquals(back.train, [t10, t20, t30]);
     assertEquals(back.evals, [e20]);
     // a new run (no resume) starts an empty log
