@@ -15,9 +15,17 @@ Same line protocol as bench/torch_train.py:
 """
 import json
 import os
-import resource
 import sys
 import time
+
+
+def peak_rss():
+    """VmHWM of this process: getrusage's ru_maxrss would include the RSS of the (Deno) parent it was forked from."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
 
 
 def reply(obj) -> None:
@@ -94,7 +102,7 @@ def main() -> None:
             reply({"seconds": time.perf_counter() - t0})
         else:
             reply({"error": f"unknown command {cmd}"})
-    reply({"max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+    reply({"max_rss": peak_rss()})
 
 
 if __name__ == "__main__":
