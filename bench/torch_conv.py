@@ -17,10 +17,7 @@ import json
 import sys
 import time
 
-
-def reply(obj) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+from _proto import reply
 
 
 def main() -> None:

@@ -31,19 +31,7 @@ import os
 import sys
 import time
 
-
-def peak_rss():
-    """VmHWM of this process: getrusage's ru_maxrss would include the RSS of the (Deno) parent it was forked from."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def reply(obj) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+from _proto import peak_rss, reply
 
 
 def main() -> None:
