@@ -17,6 +17,7 @@ import { registerNativeKernelFixes } from "./native_kernels.ts";
 import { registerFusedGradients, registerNativeFusedKernels } from "./native_fused.ts";
 import { registerNativeBf16Kernels } from "./native_bf16.ts";
 import { installBackpropMemoryRelease } from "./backprop_memory.ts";
+import { softwareVulkanHint } from "./software_vulkan.ts";
 
 export type BackendName = "tensorflow" | "wasm" | "webgpu" | "cpu";
 export type BackendRequest = BackendName | "auto";
@@ -146,7 +147,11 @@ function webgpuAdapter(): Promise<AdapterFacts> {
       return { description: `requestAdapter failed: ${(e as Error).message}`, software: false };
     }
     if (!adapter) {
-      return { description: "no WebGPU adapter (no Vulkan/GL driver for a GPU)", software: false };
+      const hint = softwareVulkanHint();
+      return {
+        description: `no WebGPU adapter (no Vulkan/GL driver for a GPU)${hint ? `; ${hint}` : ""}`,
+        software: false,
+      };
     }
     const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
     const legacy = (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter;

@@ -53,3 +53,15 @@ export function softwareVulkan(
   if (outer) ld = ld ? `${ld}:${outer}` : outer;
   return { ok: true, value: { ...v, env: { ...v.env, LD_LIBRARY_PATH: ld } } };
 }
+
+/**
+ * When WebGPU found no adapter: how to use the project's lavapipe, if the set-up provided it and this process
+ * was not started with its environment ("" otherwise). The environment cannot be set from inside the process
+ * (the loader has read LD_LIBRARY_PATH by then), so the hint is a shell line.
+ */
+export function softwareVulkanHint(root = ROOT): string {
+  if (Deno.env.get("VK_DRIVER_FILES") || Deno.env.get("VK_ICD_FILENAMES")) return "";
+  if (!softwareVulkan(root).ok) return "";
+  return `the project's software Vulkan driver (lavapipe: slow, for tests) is in ${SOFTWARE_VULKAN_DIR}; ` +
+    `to use it, run \`. ${SOFTWARE_VULKAN_DIR}/env.sh\` in the shell first`;
+}

@@ -2,7 +2,7 @@
 import { assert, assertEquals } from "../_helpers/assert.ts";
 import { join } from "node:path";
 import { libDependencies } from "../../scripts/setup/vulkan.ts";
-import { softwareVulkan } from "../../lib/backend/software_vulkan.ts";
+import { softwareVulkan, softwareVulkanHint } from "../../lib/backend/software_vulkan.ts";
 
 Deno.test("vulkan set-up: follows lib* dependencies (alternatives, pre-depends), not virtual or tool packages", () => {
   // `apt-cache depends --no-recommends --no-suggests mesa-vulkan-drivers libvulkan1` on Debian 12
@@ -67,6 +67,37 @@ Deno.test("softwareVulkan: says what is missing, and merges the caller's LD_LIBR
       else Deno.env.set("LD_LIBRARY_PATH", outer);
     }
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("softwareVulkanHint: the shell line when lavapipe is provisioned and not in this environment", async () => {
+  const root = await Deno.makeTempDir({ prefix: "pc-vk-" });
+  const saved = ["VK_DRIVER_FILES", "VK_ICD_FILENAMES"].map((k) => [k, Deno.env.get(k)] as const);
+  try {
+    for (const [k] of saved) Deno.env.delete(k);
+    assertEquals(softwareVulkanHint(root), "", "not provisioned: nothing to suggest");
+    const dir = join(root, ".cache", "vulkan");
+    await Deno.mkdir(dir, { recursive: true });
+    const icd = join(dir, "lvp_icd.json");
+    await Deno.writeTextFile(icd, "{}");
+    await Deno.writeTextFile(
+      join(dir, "env.json"),
+      JSON.stringify({
+        env: { VK_DRIVER_FILES: icd, LD_LIBRARY_PATH: "" },
+        adapter: "llvmpipe",
+        packages: [],
+      }),
+    );
+    assert(/run `\. \.cache\/vulkan\/env\.sh`/.test(softwareVulkanHint(root)), softwareVulkanHint(root));
+    Deno.env.set("VK_DRIVER_FILES", icd);
+    assertEquals(
+      softwareVulkanHint(root),
+      "",
+      "already in the environment: the adapter is missing for another reason",
+    );
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
     await Deno.remove(root, { recursive: true });
   }
 });
