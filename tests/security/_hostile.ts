@@ -102,25 +102,15 @@ export class PickleWriter {
     return this;
   }
   str(s: string): this {
-    const b = new TextEncoder().encode(s);
-    this.#parts.push(
-      0x58,
-      b.length & 0xff,
-      (b.length >>> 8) & 0xff,
-      (b.length >>> 16) & 0xff,
-      b.length >>> 24,
-    );
-    for (const x of b) this.#parts.push(x);
-    return this;
+    return this.#counted(0x58, new TextEncoder().encode(s)); // BINUNICODE
   }
   bytes(b: Uint8Array): this {
-    this.#parts.push(
-      0x42,
-      b.length & 0xff,
-      (b.length >>> 8) & 0xff,
-      (b.length >>> 16) & 0xff,
-      b.length >>> 24,
-    );
+    return this.#counted(0x42, b); // BINBYTES
+  }
+  /** An opcode with a 4-byte little-endian length, then the bytes. */
+  #counted(op: number, b: Uint8Array): this {
+    const n = b.length;
+    this.#parts.push(op, n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
     for (const x of b) this.#parts.push(x);
     return this;
   }
