@@ -52,22 +52,25 @@ export class BnUpdates {
    * Where flat updates pay (native backend, `flatUpdatesPay`), all layers with the same momentum are updated as
    * one flat tensor per statistic (concatenated, updated, split back): the same arithmetic per value, but ~10
    * backend calls instead of 6 per layer (HRNet-W18-Small has 146 BN layers; on the native backend each call
-   * costs ~15 µs; measured interleaved on a loaded machine,
-   * 146 layers: 84.5 -> 20.1 ms).
+   * costs ~15 µs; measured interleaved on a loaded machine, 146 layers: 84.5 -> 20.1 ms). Elsewhere (wasm:
+   * concat/split copies cost more than the calls) each layer is updated on its own.
    */
   commit(): number {
     const n = this.#pending.length;
-    const byMomentum = new Map<number, PendingBn[]>();
-    for (const u of this.#pending) {
-      const list = byMomentum.get(u.bn.momentum) ?? [];
-      list.push(u);
-      byMomentum.set(u.bn.momentum, list);
+    let groups: PendingBn[][];
+    if (flatUpdatesPay()) {
+      const byMomentum = new Map<number, PendingBn[]>();
+      for (const u of this.#pending) {
+        const list = byMomentum.get(u.bn.momentum) ?? [];
+        list.push(u);
+        byMomentum.set(u.bn.momentum, list);
+      }
+      groups = [...byMomentum.values()];
+    } else {
+      groups = this.#pending.map((u) => [u]);
     }
-    // per layer where flat updates do not pay (wasm: concat/split copies cost more than the calls)
-    const groups = flatUpdatesPay()
-      ? [...byMomentum]
-      : this.#pending.map((u) => [u.bn.momentum, [u]] as const);
-    for (const [m, list] of groups) {
+    for (const list of groups) {
+      const m = list[0].bn.momentum;
       tf.tidy(() => {
         const sizes = list.map((u) => u.mean.size);
         const cat = (ts: tf.Tensor1D[]) => (ts.length === 1 ? ts[0] : tf.concat(ts));
@@ -80,14 +83,11 @@ export class BnUpdates {
         }
       });
     }
-    for (const { mean, variance } of this.#pending) {
-      mean.dispose();
-      variance.dispose();
-    }
-    this.#pending = [];
+    this.discard(); // the batch statistics, now folded into the running ones
     return n;
   }
 
+  /** Drops the pending batch statistics without updating the running ones. */
   discard(): void {
     for (const { mean, variance } of this.#pending) {
       mean.dispose();
