@@ -38,7 +38,7 @@ export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await new Response(s).arrayBuffer());
 }
 
-export async function deflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
+async function deflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
   const s = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("deflate-raw"));
   return new Uint8Array(await new Response(s).arrayBuffer());
 }
@@ -65,16 +65,16 @@ export async function buildZip(items: ZipItem[]): Promise<Uint8Array> {
     const lh = new DataView(new ArrayBuffer(30));
     lh.setUint32(0, 0x04034b50, true);
     lh.setUint16(4, 20, true);
-    lh.setUint16(6, 0x0800, true);
-    lh.setUint16(8, method, true);
-    lh.setUint16(12, 0x5121, true);
+    lh.setUint16(6, 0x0800, true); // UTF-8 names
+    lh.setUint16(8, method, true); // 0 stored, 8 deflated
+    lh.setUint16(12, 0x5121, true); // 2020-09-01
     lh.setUint32(14, crc, true);
     lh.setUint32(18, body.length, true);
     lh.setUint32(22, data.length, true);
     lh.setUint16(26, name.length, true);
     const ch = new DataView(new ArrayBuffer(46));
     ch.setUint32(0, 0x02014b50, true);
-    ch.setUint16(4, 0x031e, true);
+    ch.setUint16(4, 0x031e, true); // made by unix (the mode in the external attributes counts)
     ch.setUint16(6, 20, true);
     ch.setUint16(8, 0x0800, true);
     ch.setUint16(10, method, true);
