@@ -53,11 +53,6 @@ export function withoutPretrained(config: Config): Config {
   };
 }
 
-/** The loss options of `config.loss`. */
-export function lossFromConfig(config: Config): LossOptions {
-  return lossOptions(config.loss);
-}
-
 /** The memory bank when the contrast loss enables one (else null); its queue width is the proj dim. */
 export function memoryFromConfig(config: Config, loss: LossOptions, rng: Rng): MemoryBank | null {
   const c = loss.contrast;
@@ -82,7 +77,7 @@ export const runParts: TrainParts = {
   dataset: datasetFromConfig,
   model: modelFromConfig,
   loss: (config, rng) => {
-    const options = lossFromConfig(config);
+    const options = lossOptions(config.loss);
     return { options, memory: memoryFromConfig(config, options, rng) };
   },
   report: writeReport,

@@ -9,12 +9,8 @@ import { tf } from "../../lib/backend/tf.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { DataLoader } from "../../lib/data/mod.ts";
 import { saveWeights, type SegModel } from "../../lib/models/mod.ts";
-import {
-  datasetFromConfig,
-  lossFromConfig,
-  modelFromConfig,
-  withoutPretrained,
-} from "../../lib/run/build.ts";
+import { datasetFromConfig, modelFromConfig, withoutPretrained } from "../../lib/run/build.ts";
+import { lossOptions } from "../../lib/run/options.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { polyLr } from "../../lib/train/schedule.ts";
 import { batchTensors, type MicroBatch, trainStep } from "../../lib/train/step.ts";
@@ -153,7 +149,7 @@ export async function ourSteps(
   if (ds.items.length % config.batch_size !== 0) {
     throw new Error("ourSteps: n must be a multiple of batch_size");
   }
-  const loss = lossFromConfig(config);
+  const loss = lossOptions(config.loss);
   if (loss.contrast) loss.contrast = { ...loss.contrast, draw: "identity" };
   const optimizer = new MomentumSGD({
     momentum: config.optimizer.momentum,
