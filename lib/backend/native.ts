@@ -17,6 +17,7 @@ import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import util from "node:util";
+import { tuneNativeMalloc } from "./native_malloc.ts";
 
 /** The npm package whose binding we rebuild (its JS is byte-identical to `@tensorflow/tfjs-node`). */
 export const NATIVE_PACKAGE = "@tensorflow/tfjs-node-gpu";
@@ -40,6 +41,8 @@ export interface NativeBackendInfo {
   variant: NativeVariant | "unknown";
   /** Absolute path of the loaded `tfjs_binding.node`. */
   bindingPath: string;
+  /** What ./native_malloc.ts did, in one line. */
+  malloc: string;
 }
 
 /** Thrown when the native backend is not built or does not load; the message says how to get it. */
@@ -159,6 +162,8 @@ export function loadNativeBackend(): Promise<NativeBackendInfo> {
   return loading;
 }
 
+let mallocLine = "";
+
 async function doLoad(): Promise<NativeBackendInfo> {
   const state = nativeBindingState();
   if (!state.ok) {
@@ -175,6 +180,8 @@ async function doLoad(): Promise<NativeBackendInfo> {
   if (Deno.env.get("TF_CPP_MIN_LOG_LEVEL") === undefined) Deno.env.set("TF_CPP_MIN_LOG_LEVEL", "1");
 
   const { tf } = await import("./tf.ts");
+  // before libtensorflow allocates anything: reuse freed tensor memory (./native_malloc.ts)
+  mallocLine = tuneNativeMalloc();
   try {
     // Registers the `tensorflow` backend (priority 3) and selects it, in the global engine that the umbrella
     // @tensorflow/tfjs shares (tfjs-core keeps engine and registries on the global object).
@@ -198,6 +205,7 @@ async function doLoad(): Promise<NativeBackendInfo> {
     gpu: backend.isUsingGpuDevice,
     variant: state.variant ?? "unknown",
     bindingPath: realpathSync(state.bindingPath),
+    malloc: mallocLine,
   };
 }
 
