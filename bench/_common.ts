@@ -224,6 +224,33 @@ export async function ensureTorchEnv(install: boolean): Promise<PyEnv> {
     : { note: `${what} installed but \`import torch, timm\` fails or reports other versions` };
 }
 
+/** TensorFlow for `bench ceiling`: the release whose libtensorflow the native backend loads (PyPI CPU wheel). */
+export const TF_PY_PINS = ["tensorflow-cpu==2.21.0"];
+export const TF_VENV = join(ROOT, ".cache", "bench-tf-2.21.0");
+
+/** tensorflow-cpu 2.21.0 in .cache/bench-tf-2.21.0 (with `install`: created when missing, ~0.6 GB once). */
+export async function ensureTfEnv(install: boolean): Promise<PyEnv> {
+  const py = join(TF_VENV, "bin", "python");
+  const probe = ["-c", `import tensorflow as tf, sys; sys.exit(0 if tf.__version__ == "2.21.0" else 1)`];
+  if (existsSync(py) && await runOk(py, probe)) return { python: py, note: "" };
+  if (!install) {
+    return {
+      note: "TensorFlow 2.21.0 (Python) unavailable (.cache/bench-tf-2.21.0 missing; run with --install)",
+    };
+  }
+  try {
+    if (!existsSync(py)) {
+      await runStreaming("python3", ["-m", "venv", TF_VENV], "creating .cache/bench-tf-2.21.0");
+    }
+    await runStreaming(py, ["-m", "pip", "install", ...TF_PY_PINS], `installing ${TF_PY_PINS.join(" ")}`);
+  } catch (e) {
+    return { note: `TensorFlow could not be installed: ${(e as Error).message}` };
+  }
+  return await runOk(py, probe)
+    ? { python: py, note: "" }
+    : { note: "tensorflow-cpu installed but `import tensorflow` fails or reports another version" };
+}
+
 /**
  * PaddlePaddle (CPU) + PaddleSeg in .cache/paddle (scripts/setup/paddle.ts; `deno task test` installs it too).
  * With `install`, a missing or outdated environment is installed (about 1.3 GB).

@@ -4,7 +4,8 @@
  *
  * Each benchmark is a module `bench/<name>.ts` exporting `run(args: string[])`, which measures our code beside
  * its baseline in the same run and prints the ratios. `deno task bench precision` (bf16 vs fp32 accuracy of the
- * default config, 2 seeds, ~50 min) runs only when named. In "all" mode each runs in its own Deno process (the
+ * default config, 2 seeds, ~50 min) and `deno task bench ceiling` (libtensorflow's own graph route beside PyTorch,
+ * bench/ceiling.ts) run only when named. In "all" mode each runs in its own Deno process (the
  * native backend must load before anything touches WebGPU, and memory is returned between benchmarks), its
  * output is shown and kept in bench/out/<name>.log, and the first ones provision the Python baselines
  * (`--install`: timm into .cache/bench-torch, paddlepaddle + paddleseg into .cache/paddle). Then
@@ -14,7 +15,8 @@ import { join } from "node:path";
 
 const ALL = ["train", "eval", "loss", "data", "backends", "gpu"];
 // `precision` trains the default config 4 times (~50 min): run on its own, not in "all"
-const available = [...ALL, "precision", "report"];
+// `ceiling` needs Python TensorFlow (--install: ~0.6 GB once): run on its own too
+const available = [...ALL, "precision", "ceiling", "report"];
 const [first, ...rest] = Deno.args;
 const root = new URL("..", import.meta.url).pathname;
 

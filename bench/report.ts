@@ -1,6 +1,6 @@
 /**
  * `deno task bench report`: writes bench/RESULTS.md from the last results under bench/out/ (train.json,
- * eval.json, gpu.json and the logs of the other benchmarks), which `deno task bench` (all) produces first.
+ * eval.json, gpu.json, precision.json and ceiling.json when present, and the logs of the other benchmarks), which `deno task bench` (all) produces first.
  * GPU figures come from bench/out/gpu.json when this machine has a GPU, else from the recorded device run in
  * bench/gpu_results.json (labelled with its card and date; not measured in this run).
  */
@@ -10,6 +10,7 @@ import { tf } from "../lib/backend/tf.ts";
 import { fmtS, gb, machineInfo, OUT_DIR, PADDLE_VENV_DIR, ROOT, TORCH_VENV } from "./_common.ts";
 import { type ConfigResult, type OpTime, OURS_BF16, TORCH_MODES, type TorchMode } from "./train.ts";
 import type { EvalResult } from "./eval.ts";
+import type { CeilingResult } from "./ceiling.ts";
 import { type PrecisionRun, summary as precisionSummary } from "./precision.ts";
 
 function readJson<T>(p: string): T | null {
@@ -107,6 +108,23 @@ function profileTable(ops: OpTime[]): string {
   const rows = ["| op | calls | kernel s | share |", "|---|---|---|---|"];
   for (const o of ops.slice(0, 12)) {
     rows.push(`| ${o.op} | ${o.calls} | ${(o.ms / 1000).toFixed(2)} | ${(100 * o.ms / total).toFixed(0)}% |`);
+  }
+  return rows.join("\n");
+}
+
+function ceilingTable(results: CeilingResult[]): string {
+  const rows = [
+    "| stack | contender | s/step: median (min–max, n) | × PyTorch bf16+CL |",
+    "|---|---|---|---|",
+  ];
+  for (const r of results) {
+    const pt = r.stats["pytorch bf16+CL"]?.median;
+    for (const [k, s] of Object.entries(r.stats)) {
+      rows.push(
+        `| ${r.config.like} | ${k} | ${fmtS(s.median)} (${fmtS(s.min)}–${fmtS(s.max)}, n=${s.n}) | ` +
+          `**${(pt / s.median).toFixed(2)}** |`,
+      );
+    }
   }
   return rows.join("\n");
 }
@@ -289,6 +307,30 @@ export async function run(_args: string[] = []): Promise<string> {
           parts.join("\n\n"),
       );
     }
+  }
+  const ceiling = readJson<
+    { machine: ReturnType<typeof machineInfo>; reps: number; results: CeilingResult[] }
+  >(
+    join(OUT_DIR, "ceiling.json"),
+  );
+  if (ceiling?.results.length) {
+    out.push(
+      "## libtensorflow's own graph route beside PyTorch (bench ceiling)\n\n" +
+        "What the native backend could reach by running the whole step as one TensorFlow graph (bench/ceiling.ts): " +
+        "the same HRNet branch stack (bench/ceiling_torch.py) trained by a `tf.function` step in Python TensorFlow " +
+        `${
+          ceiling.results[0].versions.tensorflow ?? "?"
+        } (the release of our libtensorflow; grappler's oneDNN ` +
+        "fusions, bf16 through its auto mixed precision or Keras' mixed_bfloat16) and by PyTorch " +
+        `${
+          ceiling.results[0].versions.torch ?? "?"
+        } (channels_last, fp32 and bf16 autocast), separate processes ` +
+        `alternated over ${ceiling.reps} rounds, load ${
+          ceiling.machine.loadAvg.map((x) => x.toFixed(1)).join(" ")
+        } ` +
+        "at the start. × = PyTorch bf16+CL's median over the row's (> 1: faster than PyTorch's bf16 step).\n\n" +
+        ceilingTable(ceiling.results),
+    );
   }
   const prec = readJson<{ config: string; bf16Flags: string[]; runs: PrecisionRun[] }>(
     join(OUT_DIR, "precision.json"),
