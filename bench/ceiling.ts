@@ -7,7 +7,8 @@
  * this answers before anyone builds a graph route: would even libtensorflow's best CPU mode (a `tf.function`
  * graph with grappler's oneDNN bf16 auto mixed precision, or Keras' mixed_bfloat16) be ≥ 1.2x PyTorch's bf16
  * autocast + channels_last step? Both sides train the same branch stack (bench/ceiling_torch.py documents it) in
- * Python processes of their own, alternated round by round; median step time over rounds, first 2 steps of each
+ * Python processes of their own, alternated round by round with ours (bench/ceiling_ours.ts: the same stack from
+ * lib/models' layers, trained op by op as our trainer does); median step time over rounds, first 2 steps of each
  * process dropped (tracing, oneDNN primitive creation). TensorFlow is tensorflow-cpu 2.21.0 from PyPI (the release
  * of our libtensorflow) in .cache/bench-tf-2.21.0; PyTorch the bench's (bench/_common.ts).
  */
@@ -24,6 +25,8 @@ import {
   stats,
   writeResult,
 } from "./_common.ts";
+import { oursOnStack } from "./ceiling_ours.ts";
+import { initBackend } from "../lib/backend/mod.ts";
 
 export interface CeilingConfig {
   id: string;
@@ -90,6 +93,13 @@ export async function run(args: string[]): Promise<CeilingResult[]> {
     writeResult("ceiling", { machine: m, skipped: [torch.note, tfEnv.note].filter(Boolean), results: [] });
     return [];
   }
+  let ours = true;
+  try {
+    await initBackend("tensorflow", { quiet: true });
+  } catch (e) {
+    ours = false;
+    console.log(`  ours not measured: ${(e as Error).message.split("\n")[0]}`);
+  }
   const want = v.configs?.split(",") ?? CEILING_CONFIGS.map((c) => c.id);
   const configs = CEILING_CONFIGS.filter((c) => want.includes(c.id));
   const reps = Number(v.reps);
@@ -111,6 +121,12 @@ export async function run(args: string[]): Promise<CeilingResult[]> {
         const out = await runSide(py, script, job, threads);
         Object.assign(versions, out.versions);
         for (const [k, ts] of Object.entries(out.seconds)) {
+          (seconds[k] ??= []).push(...ts.slice(DROP));
+          line.push(`${k} ${fmtS(stats(ts.slice(DROP)).median)} s`);
+        }
+      }
+      if (ours) {
+        for (const [k, ts] of Object.entries(await oursOnStack(cfg, Number(v.steps)))) {
           (seconds[k] ??= []).push(...ts.slice(DROP));
           line.push(`${k} ${fmtS(stats(ts.slice(DROP)).median)} s`);
         }

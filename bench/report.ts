@@ -21,6 +21,29 @@ function readJson<T>(p: string): T | null {
   }
 }
 
+/** When each result under bench/out/ was written, e.g. "train 14:37, eval 12:31" (a report can mix runs). */
+function sources(): string {
+  const names = [
+    "train.json",
+    "ceiling.json",
+    "precision.json",
+    "eval.json",
+    "loss.log",
+    "data.log",
+    "backends.log",
+  ];
+  const parts: string[] = [];
+  for (const n of names) {
+    try {
+      const t = Deno.statSync(join(OUT_DIR, n)).mtime;
+      if (t) {
+        parts.push(`${n.replace(/\.(json|log)$/, "")} ${t.toISOString().slice(0, 16).replace("T", " ")}`);
+      }
+    } catch { /* not run */ }
+  }
+  return parts.join(", ") || "-";
+}
+
 function readText(p: string): string | null {
   try {
     return readFileSync(p, "utf8");
@@ -254,6 +277,7 @@ export async function run(_args: string[] = []): Promise<string> {
     `## Machine\n\n` +
       `- date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC\n` +
       `- CPU: ${m.cpu}, ${m.cores} cores; memory ${m.memGiB} GiB; ${m.os}\n` +
+      `- measured (UTC, when each result was written; \`deno task bench NAME\` reruns one): ${sources()}\n` +
       `- load average at the start of bench train: ${m.loadAvg.map((x) => x.toFixed(1)).join(" ")}` +
       (train ? `; at its end: ${train.loadAvgEnd.map((x) => x.toFixed(1)).join(" ")}` : "") +
       " (other processes shared the machine: ratios are the figures to read, absolute times are not)\n" +
@@ -325,9 +349,9 @@ export async function run(_args: string[] = []): Promise<string> {
         `${
           ceiling.results[0].versions.torch ?? "?"
         } (channels_last, fp32 and bf16 autocast), separate processes ` +
-        `alternated over ${ceiling.reps} rounds, load ${
-          ceiling.machine.loadAvg.map((x) => x.toFixed(1)).join(" ")
-        } ` +
+        `alternated over ${ceiling.reps} rounds with ours (the same stack from lib/models' layers, trained op by op as ` +
+        "our trainer does: bench/ceiling_ours.ts); " +
+        `load ${ceiling.machine.loadAvg.map((x) => x.toFixed(1)).join(" ")} ` +
         "at the start. × = PyTorch bf16+CL's median over the row's (> 1: faster than PyTorch's bf16 step).\n\n" +
         ceilingTable(ceiling.results),
     );
