@@ -13,6 +13,7 @@ import {
   resolveBackendRequest,
   wasmKernelPatches,
 } from "../backend/mod.ts";
+import { tuneNativeMalloc } from "../backend/native_malloc.ts";
 import { runCli } from "./common.ts";
 
 export async function main(args: string[]): Promise<number> {
@@ -62,6 +63,8 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   console.log(`libtensorflow: ${libtf ?? `not available (${native.detail})`}`);
+  // what loading it did to glibc malloc (lib/backend/native_malloc.ts; applied once, this reads the result)
+  if (native.available) console.log(tuneNativeMalloc());
 
   // 3. every backend (this requests a WebGPU adapter, so it comes after the native load)
   console.log("backends:");
