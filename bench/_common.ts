@@ -182,46 +182,61 @@ export interface PyEnv {
   versions?: Record<string, string>;
 }
 
+/** A bench-provisioned venv of pinned PyPI packages (`.cache/<dir>`), and the messages that name it. */
+interface PinnedVenv {
+  venv: string;
+  pins: string[];
+  /** `python -c` code that exits 0 when the pinned versions import. */
+  probe: string;
+  /** What it holds, e.g. "PyTorch 2.15.0 + timm 1.0.31". */
+  what: string;
+  /** Why it is missing when `install` is off, and what installing it costs. */
+  missing: string;
+  /** The pip line's description; extra pip options. */
+  installing: string;
+  pipOptions?: string[];
+  /** What failed when the probe fails after the install. */
+  broken: string;
+}
+
+/** Returns the venv's Python when its probe passes; with `install`, creates it / pip-installs the pins first. */
+async function ensurePinnedVenv(env: PinnedVenv, install: boolean): Promise<PyEnv> {
+  const py = join(env.venv, "bin", "python");
+  const probe = ["-c", env.probe];
+  if (existsSync(py) && await runOk(py, probe)) return { python: py, note: "" };
+  if (!install) return { note: env.missing };
+  const dir = env.venv.slice(ROOT.length + 1);
+  try {
+    if (!existsSync(py)) await runStreaming("python3", ["-m", "venv", env.venv], `creating ${dir}`);
+    await runStreaming(py, ["-m", "pip", "install", ...(env.pipOptions ?? []), ...env.pins], env.installing);
+  } catch (e) {
+    return { note: `${env.what} could not be installed: ${(e as Error).message}` };
+  }
+  return await runOk(py, probe) ? { python: py, note: "" } : { note: env.broken };
+}
+
 /**
  * torch 2.15.0 + timm 1.0.31 from PyPI in .cache/bench-torch-2.15.0 for the CPU baselines; with `install` it is
  * created when missing or on other versions (`pip install torch==2.15.0 timm==1.0.31`, ~3.4 GB once: see the
  * module comment for why the CUDA wheels come along).
  */
-export async function ensureTorchEnv(install: boolean): Promise<PyEnv> {
-  const py = join(TORCH_VENV, "bin", "python");
-  const probe = [
-    "-c",
-    `import torch, timm, sys; sys.exit(0 if (torch.__version__.split("+")[0], timm.__version__) == ` +
-    `("${TORCH_VERSION}", "${TIMM_VERSION}") else 1)`,
-  ];
-  if (existsSync(py) && await runOk(py, probe)) return { python: py, note: "" };
+export function ensureTorchEnv(install: boolean): Promise<PyEnv> {
   const what = `PyTorch ${TORCH_VERSION} + timm ${TIMM_VERSION}`;
-  if (!install) {
-    return {
-      note:
-        `${what} unavailable (.cache/bench-torch-${TORCH_VERSION} missing or on other versions; run with ` +
-        "--install: pip from PyPI, ~3.4 GB once with the CUDA runtime wheels PyPI's torch requires)",
-    };
-  }
-  try {
-    if (!existsSync(py)) {
-      await runStreaming(
-        "python3",
-        ["-m", "venv", TORCH_VENV],
-        `creating .cache/bench-torch-${TORCH_VERSION}`,
-      );
-    }
-    await runStreaming(
-      py,
-      ["-m", "pip", "install", "--progress-bar", "on", ...TORCH_PINS],
-      `installing ${TORCH_PINS.join(" ")} into .cache/bench-torch-${TORCH_VERSION} (about 3.4 GB once)`,
-    );
-  } catch (e) {
-    return { note: `${what} could not be installed: ${(e as Error).message}` };
-  }
-  return await runOk(py, probe)
-    ? { python: py, note: "" }
-    : { note: `${what} installed but \`import torch, timm\` fails or reports other versions` };
+  return ensurePinnedVenv({
+    venv: TORCH_VENV,
+    pins: TORCH_PINS,
+    probe: `import torch, timm, sys; sys.exit(0 if (torch.__version__.split("+")[0], timm.__version__) == ` +
+      `("${TORCH_VERSION}", "${TIMM_VERSION}") else 1)`,
+    what,
+    missing:
+      `${what} unavailable (.cache/bench-torch-${TORCH_VERSION} missing or on other versions; run with ` +
+      "--install: pip from PyPI, ~3.4 GB once with the CUDA runtime wheels PyPI's torch requires)",
+    installing: `installing ${
+      TORCH_PINS.join(" ")
+    } into .cache/bench-torch-${TORCH_VERSION} (about 3.4 GB once)`,
+    pipOptions: ["--progress-bar", "on"],
+    broken: `${what} installed but \`import torch, timm\` fails or reports other versions`,
+  }, install);
 }
 
 /** TensorFlow for `bench ceiling`: the release whose libtensorflow the native backend loads (PyPI CPU wheel). */
@@ -229,26 +244,16 @@ export const TF_PY_PINS = ["tensorflow-cpu==2.21.0"];
 export const TF_VENV = join(ROOT, ".cache", "bench-tf-2.21.0");
 
 /** tensorflow-cpu 2.21.0 in .cache/bench-tf-2.21.0 (with `install`: created when missing, ~0.6 GB once). */
-export async function ensureTfEnv(install: boolean): Promise<PyEnv> {
-  const py = join(TF_VENV, "bin", "python");
-  const probe = ["-c", `import tensorflow as tf, sys; sys.exit(0 if tf.__version__ == "2.21.0" else 1)`];
-  if (existsSync(py) && await runOk(py, probe)) return { python: py, note: "" };
-  if (!install) {
-    return {
-      note: "TensorFlow 2.21.0 (Python) unavailable (.cache/bench-tf-2.21.0 missing; run with --install)",
-    };
-  }
-  try {
-    if (!existsSync(py)) {
-      await runStreaming("python3", ["-m", "venv", TF_VENV], "creating .cache/bench-tf-2.21.0");
-    }
-    await runStreaming(py, ["-m", "pip", "install", ...TF_PY_PINS], `installing ${TF_PY_PINS.join(" ")}`);
-  } catch (e) {
-    return { note: `TensorFlow could not be installed: ${(e as Error).message}` };
-  }
-  return await runOk(py, probe)
-    ? { python: py, note: "" }
-    : { note: "tensorflow-cpu installed but `import tensorflow` fails or reports another version" };
+export function ensureTfEnv(install: boolean): Promise<PyEnv> {
+  return ensurePinnedVenv({
+    venv: TF_VENV,
+    pins: TF_PY_PINS,
+    probe: `import tensorflow as tf, sys; sys.exit(0 if tf.__version__ == "2.21.0" else 1)`,
+    what: "TensorFlow",
+    missing: "TensorFlow 2.21.0 (Python) unavailable (.cache/bench-tf-2.21.0 missing; run with --install)",
+    installing: `installing ${TF_PY_PINS.join(" ")}`,
+    broken: "tensorflow-cpu installed but `import tensorflow` fails or reports another version",
+  }, install);
 }
 
 /**

@@ -115,22 +115,20 @@ export async function run(args: string[]): Promise<CeilingResult[]> {
     const versions: Record<string, string> = {};
     for (let r = 0; r < reps; r++) {
       const line: string[] = [];
+      const record = (byContender: Record<string, number[]>) => {
+        for (const [k, ts] of Object.entries(byContender)) {
+          (seconds[k] ??= []).push(...ts.slice(DROP));
+          line.push(`${k} ${fmtS(stats(ts.slice(DROP)).median)} s`);
+        }
+      };
       for (
         const [py, script] of [[torch.python, "ceiling_torch.py"], [tfEnv.python, "ceiling_tf.py"]] as const
       ) {
         const out = await runSide(py, script, job, threads);
         Object.assign(versions, out.versions);
-        for (const [k, ts] of Object.entries(out.seconds)) {
-          (seconds[k] ??= []).push(...ts.slice(DROP));
-          line.push(`${k} ${fmtS(stats(ts.slice(DROP)).median)} s`);
-        }
+        record(out.seconds);
       }
-      if (ours) {
-        for (const [k, ts] of Object.entries(await oursOnStack(cfg, Number(v.steps)))) {
-          (seconds[k] ??= []).push(...ts.slice(DROP));
-          line.push(`${k} ${fmtS(stats(ts.slice(DROP)).median)} s`);
-        }
-      }
+      if (ours) record(await oursOnStack(cfg, Number(v.steps)));
       console.log(`  round ${r + 1}/${reps}: ${line.join(", ")}`);
     }
     const st = Object.fromEntries(Object.entries(seconds).map(([k, ts]) => [k, stats(ts)]));

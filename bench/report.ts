@@ -1,6 +1,7 @@
 /**
  * `deno task bench report`: writes bench/RESULTS.md from the last results under bench/out/ (train.json,
- * eval.json, gpu.json, precision.json and ceiling.json when present, and the logs of the other benchmarks), which `deno task bench` (all) produces first.
+ * eval.json, gpu.json, precision.json and ceiling.json when present, and the logs of the other benchmarks),
+ * which `deno task bench` (all) produces first.
  * GPU figures come from bench/out/gpu.json when this machine has a GPU, else from the recorded device run in
  * bench/gpu_results.json (labelled with its card and date; not measured in this run).
  */

@@ -41,8 +41,6 @@ export interface NativeBackendInfo {
   variant: NativeVariant | "unknown";
   /** Absolute path of the loaded `tfjs_binding.node`. */
   bindingPath: string;
-  /** What ./native_malloc.ts did, in one line. */
-  malloc: string;
 }
 
 /** Thrown when the native backend is not built or does not load; the message says how to get it. */
@@ -162,8 +160,6 @@ export function loadNativeBackend(): Promise<NativeBackendInfo> {
   return loading;
 }
 
-let mallocLine = "";
-
 async function doLoad(): Promise<NativeBackendInfo> {
   const state = nativeBindingState();
   if (!state.ok) {
@@ -180,8 +176,9 @@ async function doLoad(): Promise<NativeBackendInfo> {
   if (Deno.env.get("TF_CPP_MIN_LOG_LEVEL") === undefined) Deno.env.set("TF_CPP_MIN_LOG_LEVEL", "1");
 
   const { tf } = await import("./tf.ts");
-  // before libtensorflow allocates anything: reuse freed tensor memory (./native_malloc.ts)
-  mallocLine = tuneNativeMalloc();
+  // before libtensorflow allocates anything: reuse freed tensor memory (./native_malloc.ts; `deno task info`
+  // prints what it did)
+  tuneNativeMalloc();
   try {
     // Registers the `tensorflow` backend (priority 3) and selects it, in the global engine that the umbrella
     // @tensorflow/tfjs shares (tfjs-core keeps engine and registries on the global object).
@@ -205,7 +202,6 @@ async function doLoad(): Promise<NativeBackendInfo> {
     gpu: backend.isUsingGpuDevice,
     variant: state.variant ?? "unknown",
     bindingPath: realpathSync(state.bindingPath),
-    malloc: mallocLine,
   };
 }
 

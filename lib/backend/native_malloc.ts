@@ -1,11 +1,12 @@
 /**
  * glibc malloc settings for the native backend. libtensorflow allocates every tensor with posix_memalign, and
  * glibc serves a block above its mmap threshold with a fresh mmap (unmapped again on free) and trims the heap top
- * on free. A train step allocates and frees thousands of 0.1–30 MB tensors, so the kernel kept zeroing fresh pages:
- * HRNet-W18-Small-V2 512x256 batch 2 took ~15,000 minor page faults and ~230 ms of system time per step (of ~1.1 s).
- * With the mmap threshold at glibc's maximum (32 MiB), no trimming below 2 GiB of free heap top and the heap
- * grown 256 MiB at a time, freed blocks are reused: ~40 faults and ~100 ms system time per step (bench/FIXES.md). The price: memory freed by
- * libtensorflow stays with the process (up to its peak, which does not change) instead of going back to the system.
+ * on free. A train step allocates and frees thousands of 0.1–30 MB tensors, so the kernel kept zeroing fresh
+ * pages: HRNet-W18-Small-V2 512x256 batch 2 took 13,000–32,000 minor page faults and 0.1–0.3 s of system time per
+ * step (of ~1.1 s). With the mmap threshold at glibc's maximum (32 MiB), no trimming below 2 GiB of free heap top
+ * and the heap grown 256 MiB at a time, freed blocks are mostly reused: 0.5k–10k faults per step, and steps 7%
+ * (W18-Small-V2 b2) to 15% (HRNet-W48 b1) shorter (bench/FIXES.md). The price: memory freed by libtensorflow
+ * stays with the process (up to its peak, which does not change) instead of going back to the system.
  *
  * `mallopt` is called through Deno's FFI on Linux/glibc only; `PC_MALLOC_TUNING=0` leaves malloc as it is.
  */
@@ -17,8 +18,8 @@ const M_MMAP_THRESHOLD = -3;
 
 /**
  * The settings applied, by mallopt parameter name (glibc's largest mmap threshold on 64-bit is 32 MiB; mallopt takes
- * an int, so the trim threshold is the largest page multiple below 2 GiB). A smaller trim threshold or top pad
- * (1 GiB / 64 MiB) left a third of the page faults.
+ * an int, so the trim threshold is the largest page multiple below 2 GiB). With 1 GiB / 64 MiB instead, a
+ * W18-Small-V2 b2 step still took ~14,700 faults, as many as glibc's defaults.
  */
 export const NATIVE_MALLOC_SETTINGS = {
   M_MMAP_THRESHOLD: 32 * 2 ** 20,
