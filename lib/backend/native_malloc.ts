@@ -4,8 +4,9 @@
  * on free. A train step allocates and frees thousands of 0.1–30 MB tensors, so the kernel kept zeroing fresh
  * pages: HRNet-W18-Small-V2 512x256 batch 2 took 13,000–32,000 minor page faults and 0.1–0.3 s of system time per
  * step (of ~1.1 s). With the mmap threshold at glibc's maximum (32 MiB), no trimming below 2 GiB of free heap top
- * and the heap grown 256 MiB at a time, freed blocks are mostly reused: 0.5k–10k faults per step, and steps 7%
- * (W18-Small-V2 b2) to 15% (HRNet-W48 b1) shorter (bench/FIXES.md). The price: memory freed by libtensorflow
+ * and the heap grown 256 MiB at a time, freed blocks are mostly reused: 1.7k–24k faults per W18-Small-V2 b2 step
+ * against 15k–30k (HRNet-W48 b1: ~1k once warm), and steps 7% (W18-Small-V2 b2) to 15% (HRNet-W48 b1) shorter
+ * (bench/FIXES.md). The price: memory freed by libtensorflow
  * stays with the process (up to its peak, which does not change) instead of going back to the system.
  *
  * `mallopt` is called through Deno's FFI on Linux/glibc only; `PC_MALLOC_TUNING=0` leaves malloc as it is.
