@@ -172,8 +172,11 @@ async function doLoad(): Promise<NativeBackendInfo> {
   if (typeof u.isNullOrUndefined !== "function") {
     u.isNullOrUndefined = (v: unknown) => v === null || v === undefined;
   }
-  // libtensorflow reads this when it logs; hide its INFO lines (oneDNN, CPU feature guard) unless the user chose.
-  if (Deno.env.get("TF_CPP_MIN_LOG_LEVEL") === undefined) Deno.env.set("TF_CPP_MIN_LOG_LEVEL", "1");
+  // libtensorflow reads this once, at its first log line; unless the user chose, hide INFO (oneDNN, CPU feature
+  // guard) and WARNING lines: every partial run of a graph step (lib/train/graph_step.ts) ends with a warning
+  // "Local rendezvous is aborting with status: CANCELLED: PRun cancellation" although it completed. Errors reach
+  // us as TF_Status messages either way.
+  if (Deno.env.get("TF_CPP_MIN_LOG_LEVEL") === undefined) Deno.env.set("TF_CPP_MIN_LOG_LEVEL", "2");
 
   const { tf } = await import("./tf.ts");
   // before libtensorflow allocates anything: reuse freed tensor memory (./native_malloc.ts; `deno task info`
