@@ -11,7 +11,15 @@ import { annotate, type Seg } from "./tree.ts";
 import { ConfigError, suggest } from "./errors.ts";
 import { type Override, parseOverrides } from "./overrides.ts";
 import { applyOverrides, validateTree } from "./validate.ts";
-import { type BackendChoice, BACKENDS, type Config, type PrecisionChoice, PRECISIONS } from "./schema.ts";
+import {
+  type BackendChoice,
+  BACKENDS,
+  type Config,
+  GRAPH_MODES,
+  type GraphChoice,
+  type PrecisionChoice,
+  PRECISIONS,
+} from "./schema.ts";
 
 type Kind = "int" | "number" | "string" | "bool" | "pair" | "numbers" | "choice";
 
@@ -43,6 +51,13 @@ export const CONFIG_FLAGS = {
     choices: PRECISIONS,
     noun: "precision",
     doc: `compute precision of convolutions and matmuls: ${PRECISIONS.join("|")}`,
+  },
+  graph: {
+    path: ["train", "graph"],
+    kind: "choice",
+    choices: GRAPH_MODES,
+    noun: "graph mode",
+    doc: `forward and backward as one TensorFlow graph: ${GRAPH_MODES.join("|")}`,
   },
   seed: { path: ["seed"], kind: "int", doc: "random seed" },
   save_dir: { path: ["train", "save_dir"], kind: "string", doc: "output folder" },
@@ -79,6 +94,7 @@ export interface CliFlags {
   learning_rate?: number;
   backend?: BackendChoice;
   precision?: PrecisionChoice;
+  graph?: GraphChoice;
   seed?: number;
   save_dir?: string;
   log_iters?: number;

@@ -29,6 +29,9 @@ export type BackendChoice = (typeof BACKENDS)[number];
 /** `train.precision` (PaddleSeg's `--precision`): see lib/backend/native_bf16.ts. */
 export const PRECISIONS = ["fp32", "bf16", "auto"] as const;
 export type PrecisionChoice = (typeof PRECISIONS)[number];
+/** `train.graph`: the model's forward and backward as one recorded TensorFlow graph (lib/train/graph_step.ts). */
+export const GRAPH_MODES = ["auto", "on", "off"] as const;
+export type GraphChoice = (typeof GRAPH_MODES)[number];
 
 /**
  * Channels of the HRNetV2 representation (the four branches concatenated at stride 4) per backbone,
@@ -374,6 +377,10 @@ const trainSchema = z.strictObject({
   precision: z.enum(PRECISIONS).default("fp32").describe(
     "convolutions and matmuls in fp32, or bf16 (native backend on a CPU with AVX512-BF16/AMX; weights, " +
       "BatchNorm, loss and optimizer stay fp32); auto = bf16 where supported, else fp32",
+  ),
+  graph: z.enum(GRAPH_MODES).default("auto").describe(
+    "run the model's forward and backward as one recorded TensorFlow graph (native backend): on, off, or " +
+      "auto = on with the tensorflow backend unless recompute is set",
   ),
   log_iters: posInt().default(10).describe("log every N iterations"),
   save_interval: posInt().default(1000).describe(

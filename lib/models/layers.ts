@@ -48,6 +48,11 @@ export class BnUpdates {
     return this.#pending.length;
   }
 
+  /** The pending statistics in forward order (a graph-recorded step fetches them: lib/train/graph_step.ts). */
+  pending(): readonly { bn: BatchNorm2d; mean: tf.Tensor1D; variance: tf.Tensor1D }[] {
+    return [...this.#pending];
+  }
+
   /**
    * Where flat updates pay (native backend, `flatUpdatesPay`), all layers with the same momentum are updated as
    * one flat tensor per statistic (concatenated, updated, split back): the same arithmetic per value, but ~10

@@ -13,6 +13,7 @@
  */
 import { tf } from "../backend/tf.ts";
 import { FUSED_BN_TRAIN, hasFusedBatchNorm } from "../backend/native_fused.ts";
+import { stepInput } from "../backend/graph/step_inputs.ts";
 import type { Rng } from "../util/rng.ts";
 
 /** Receives the batch statistics of a training-mode BatchNorm (kept tensors; the receiver disposes). */
@@ -81,10 +82,17 @@ export function dropout2d(x: tf.Tensor4D, p: number, rng: Rng): tf.Tensor4D {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout probability must be in [0, 1), got ${p}`);
   if (p === 0) return x;
   const [n, , , c] = x.shape;
-  const mask = new Float32Array(n * c);
+  const draw = (r: Rng) => dropoutMask(r, n * c, p);
+  // a graph-recorded step (lib/train/graph_step.ts) feeds a fresh mask, drawn the same way, on each run
+  return tf.tidy(() => tf.mul(x, stepInput(tf.tensor4d(draw(rng), [n, 1, 1, c]), draw)));
+}
+
+/** `size` dropout multipliers: 0 with probability p, else 1 / (1 - p). */
+export function dropoutMask(rng: Rng, size: number, p: number): Float32Array {
+  const mask = new Float32Array(size);
   const keep = 1 / (1 - p);
   for (let i = 0; i < mask.length; i++) mask[i] = rng.next() < p ? 0 : keep;
-  return tf.tidy(() => tf.mul(x, tf.tensor4d(mask, [n, 1, 1, c])));
+  return mask;
 }
 
 /** x / max(||x||_2, 1e-12) along the last (channel) axis. */

@@ -26,6 +26,7 @@ import {
 } from "../losses/mod.ts";
 import type { Rng } from "../util/rng.ts";
 import type { MomentumSGD } from "./optimizer.ts";
+import { type GraphSteps, OUTPUT_KEYS } from "./graph_step.ts";
 
 export interface MicroBatch {
   /** [n,H,W,3] float32 */
@@ -59,6 +60,11 @@ export interface StepContext {
    * the native backend (see `resolvePrecision`). Weights, gradients, BN, loss and the update stay fp32.
    */
   precision?: Precision;
+  /**
+   * Run the model's forward and backward as recorded TensorFlow graphs (native backend; ./graph_step.ts); the
+   * loss stays on the host side as in eager. Its `precision` is the graph's.
+   */
+  graph?: GraphSteps | null;
 }
 
 export interface StepResult {
@@ -123,7 +129,9 @@ export async function stepGradients(
   let ok = false;
   try {
     for (const mb of micro) {
-      const { value, grads, loss } = await microBatchGrads(mb, ctx, scale);
+      const { value, grads, loss } = ctx.graph
+        ? await microBatchGradsGraph(mb, ctx, scale, ctx.graph)
+        : await microBatchGrads(mb, ctx, scale);
       ctx.model.commitBnUpdates();
       values.push(value);
       pending.push(loss);
@@ -231,6 +239,86 @@ async function microBatchGrads(
     if (out) tf.dispose(Object.values(out));
     for (const t of [total, scaled]) if (t && t !== value) t.dispose();
   }
+}
+
+/**
+ * `microBatchGrads` with the model's forward and backward run as a recorded graph (./graph_step.ts): the loss is
+ * recorded on a tape over the graph's fetched outputs, and its gradient with respect to them goes back into
+ * the graph's backward pass.
+ */
+async function microBatchGradsGraph(
+  mb: MicroBatch,
+  ctx: StepContext,
+  scale: number,
+  graph: GraphSteps,
+): Promise<{ value: tf.Scalar; grads: Record<string, tf.Tensor>; loss: SegLossResult }> {
+  const [n, h, w] = mb.shape;
+  if (mb.image.length !== n * h * w * 3) {
+    throw new Error(`batch image has ${mb.image.length} values, expected ${n}x${h}x${w}x3`);
+  }
+  const y = tf.tensor3d(mb.label, [n, h, w], "int32");
+  const precision = ctx.precision ?? "fp32";
+  let r: SegLossResult | null = null;
+  let value: tf.Scalar | null = null;
+  try {
+    const grads = await graph.gradients({ data: mb.image, shape: [n, h, w, 3] }, ctx.rng, async (out) => {
+      const tape = new Tape({ precision });
+      let total: tf.Scalar | null = null, scaled: tf.Scalar | null = null;
+      try {
+        r = await segmentationLoss(
+          { logitsUp: out.logitsUp, logits4: out.logits4, embed: out.embed, labels: y },
+          ctx.loss,
+          {
+            rng: ctx.rng,
+            iter: ctx.iter,
+            memory: ctx.memory,
+            diagnostics: ctx.diagnostics ?? false,
+            statistics: ctx.statistics ?? ctx.diagnostics ?? false,
+            gradientShare: ctx.gradientShare ?? false,
+            tape,
+            labelsHost: mb.label,
+          },
+        );
+        const t = total = r.total;
+        if (scale !== 1) scaled = tape.record(() => tf.mul(t, scale) as tf.Scalar);
+        const keys = OUTPUT_KEYS.filter((k) => out[k]);
+        const g = withComputePrecision(precision, () =>
+          (tf.engine() as unknown as EngineGradients).gradients(
+            () => tape.replay(scaled ?? t),
+            keys.map((k) => out[k]!),
+            undefined,
+            true,
+          ));
+        value = g.value as tf.Scalar;
+        const dOutputs: Partial<Record<(typeof keys)[number], tf.Tensor>> = {};
+        keys.forEach((k, i) => {
+          if (g.grads[i]) dOutputs[k] = g.grads[i];
+        });
+        return { dOutputs };
+      } finally {
+        tape.discard();
+        for (const x of [total, scaled]) if (x && x !== value) x.dispose();
+      }
+    });
+    const loss = r!;
+    r = null;
+    return { value: value!, grads, loss };
+  } catch (e) {
+    (r as SegLossResult | null)?.values?.dispose();
+    (value as tf.Scalar | null)?.dispose();
+    throw e;
+  } finally {
+    y.dispose();
+  }
+}
+
+interface EngineGradients {
+  gradients(
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy?: tf.Tensor,
+    allowNoGradients?: boolean,
+  ): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] };
 }
 
 /** Splits a host batch of N images into micro-batches of `size` images (for gradient accumulation). */

@@ -36,6 +36,7 @@ import { MomentumSGD } from "./optimizer.ts";
 import { describeRun } from "./reference.ts";
 import { polyLr } from "./schedule.ts";
 import { splitBatch, trainStep } from "./step.ts";
+import { GraphSteps, resolveGraph } from "./graph_step.ts";
 
 /** How the parts of a run are made from its config (handed in by lib/run/train.ts). */
 export interface TrainParts {
@@ -102,6 +103,8 @@ async function trainIn(
   for (const line of relation.lines) log(line);
   const precision = resolvePrecision(config.train.precision, backend.name);
   log(precision.line);
+  const graphMode = resolveGraph(config.train.graph, backend.name, config.train.recompute);
+  log(graphMode.line);
 
   // 2. Data, checked before anything expensive happens.
   const trainDs = await parts.dataset(config, "train_dataset");
@@ -131,6 +134,19 @@ async function trainIn(
       warmupStartLr: schedule.warmup_start_lr,
     });
   const configYaml = configToYaml(config);
+  const graph = graphMode.graph
+    ? new GraphSteps(model, precision.precision, {
+      onRecord: (r) =>
+        log(
+          `graph: recorded the step for input ${r.shape.join("x")} (${r.ops} ops) in ${
+            r.seconds.toFixed(1)
+          } s` +
+            (precision.precision === "bf16"
+              ? "; bf16 ops chosen by grappler's oneDNN auto mixed precision"
+              : ""),
+        ),
+    })
+    : null;
 
   // 4. Resume: model, optimizer, memory bank, generator and data position; the config must not change.
   let startIter = 0, bestMIoU = -1, bestIter = -1;
@@ -206,7 +222,9 @@ async function trainIn(
       const batch = await loader.next();
       const lr = lrAt(k);
       const logNow = (k + 1) % config.train.log_iters === 0 || k + 1 === config.iters;
-      const bf16Before = k === startIter && precision.precision === "bf16" ? new Map(bf16OpCounts) : null;
+      const bf16Before = k === startIter && precision.precision === "bf16" && !graph
+        ? new Map(bf16OpCounts)
+        : null;
       const r = await trainStep(
         splitBatch({ image: batch.image, label: batch.label, shape: batch.shape }, config.batch_size),
         {
@@ -218,6 +236,8 @@ async function trainIn(
           iter: k,
           lr,
           precision: precision.precision,
+          recompute: config.train.recompute,
+          graph,
           // losses every iteration (the log line averages them); the statistics only where a line is logged
           diagnostics: true,
           statistics: logNow,
@@ -307,6 +327,7 @@ async function trainIn(
   } finally {
     loader.close();
     progress?.finish();
+    graph?.dispose();
   }
   writeRunReport();
   const secondsPerIter = (performance.now() - t0) / 1000 / Math.max(1, config.iters - startIter);
@@ -343,8 +364,8 @@ async function trainIn(
 
 /** Keys that may differ between an interrupted run and its resumption. */
 function withoutRunKeys(c: Config): unknown {
-  // precision may change too: the weights and the optimizer state are fp32 either way
-  const { resume_model: _r, precision: _p, ...trainRest } = c.train;
+  // precision and graph may change too: the weights and the optimizer state are fp32 either way
+  const { resume_model: _r, precision: _p, graph: _g, ...trainRest } = c.train;
   const { backend: _b, ...rest } = c;
   return { ...rest, train: { ...trainRest, save_dir: undefined } };
 }

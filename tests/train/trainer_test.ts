@@ -149,7 +149,33 @@ Deno.test("--precision: one line says what the run uses; a run may resume in ano
   const bf16Cpu = cpuBf16Flags().length > 0;
   if (native && bf16Cpu) {
     assert(lines[0]?.startsWith("precision: bf16 for convolutions and matmuls"), lines.join("\n"));
-    assert(lines[1]?.startsWith("precision: bf16 ran "), `which ops ran in bf16: ${lines.join("\n")}`);
+    // graph step (train.graph auto): grappler picks the bf16 ops; op by op: our size policy, reported
+    assert(
+      r.stdout.split("\n").some((l) =>
+        /^graph: recorded the step for input 2x\d+x\d+x3 \(\d+ ops\) .*bf16 ops chosen by grappler/.test(l)
+      ),
+      r.stdout,
+    );
+    const eager = await run("train", [
+      ...common,
+      "--iters",
+      "1",
+      "--save_dir",
+      join(OUT, "precision-eager"),
+      "--precision",
+      "bf16",
+      "--graph",
+      "off",
+      "--opts",
+      "train.do_eval=false",
+    ]);
+    assertEquals(eager.code, 0, eager.stderr);
+    const eagerLines = eager.stdout.split("\n").filter((l) => l.startsWith("precision:"));
+    assert(
+      eagerLines[1]?.startsWith("precision: bf16 ran "),
+      `which ops ran in bf16: ${eagerLines.join("\n")}`,
+    );
+    assert(eager.stdout.split("\n").includes("graph: off (op by op)"), eager.stdout);
   } else {
     assert(lines.length === 1 && lines[0].startsWith("precision: fp32 (bf16 asked, but"), lines.join("\n"));
   }
