@@ -1,6 +1,7 @@
 /**
  * `deno task bench train [--quick] [--reps N] [--configs w18s2-b1,w48-b1,...] [--backends tensorflow,wasm,...]
  *                        [--no-torch] [--no-paddle] [--no-bf16] [--install] [--step-budget S] [--no-profile]
+ *                        [--no-eager]
  *                        [--size WxH] [--paddle-reps N]`
  *
  * Train-step throughput (forward + loss + backward + momentum-SGD update, `trainStep` of lib/train/step.ts,
@@ -10,11 +11,13 @@
  *     user trains today: fp32, fp32 + channels_last, and bf16 autocast + channels_last where the CPU has bf16;
  *   - PaddleSeg on CPU (bench/paddle_train.py: its HRNetW48Contrast + PixelContrastCrossEntropyLoss),
  * on the same images and labels. Ours runs in fp32 and, on such a CPU, with `precision: bf16` (the same trainer
- * alternating, lib/backend/native_bf16.ts). Steps are interleaved repeat by repeat so that load from other
+ * alternating, lib/backend/native_bf16.ts), on the native backend as `deno task train` does by default (the
+ * model's forward and backward as one recorded TensorFlow graph, lib/train/graph_step.ts) and, beside it, op by op
+ * (`ours/tensorflow eager ...`, `train.graph: off`; `--no-eager` leaves these out). Steps are interleaved repeat by repeat so that load from other
  * processes hits all contenders alike, as far as memory allows (else phase by phase). Reports median and spread
  * (min-max) per contender, the ratio to each PyTorch mode, peak process RSS (ours: VmHWM reset before each step,
  * max over a contender's steps; baselines: their own process) and TensorFlow.js' byte count (steady state and,
- * from one profiled step, the peak), and the kernel time per op type of a profiled fp32 and bf16 step.
+ * from one profiled step, the peak), and the kernel time per op type of a profiled op-by-op fp32 and bf16 step.
  *
  * Every contender uses both cores: libtensorflow's intra-op pool (all cores), torch.set_num_threads(cores),
  * paddle with OMP_NUM_THREADS=cores; the OpenMP baselines get OMP_WAIT_POLICY=PASSIVE (see bench/_common.ts).
@@ -28,6 +31,7 @@ import { buildModel, type SegModel } from "../lib/models/mod.ts";
 import { modelOptionsOf } from "../lib/run/options.ts";
 import { MomentumSGD } from "../lib/train/optimizer.ts";
 import { trainStep } from "../lib/train/step.ts";
+import { GraphSteps, resolveGraph } from "../lib/train/graph_step.ts";
 import { Rng } from "../lib/util/rng.ts";
 import {
   availableMemory,
@@ -54,6 +58,8 @@ export class OurTrainer {
   readonly optimizer = new MomentumSGD({ momentum: 0.9, weightDecay: 2e-4 });
   readonly rng = new Rng(2021);
   iter = 0;
+  /** The trainer's graph steps (train.graph: auto), one set per precision; none with recompute or off the native backend. */
+  readonly #graphs = new Map<Precision, GraphSteps>();
 
   constructor(
     readonly cfg: TrainConfig,
@@ -67,8 +73,24 @@ export class OurTrainer {
     );
   }
 
-  /** One train step; returns seconds and the loss. */
-  async step(precision: Precision = "fp32"): Promise<{ seconds: number; loss: number }> {
+  /** Whether `step` runs the graph step (what `deno task train` does here, with `train.graph: auto`). */
+  get graphed(): boolean {
+    return resolveGraph("auto", tf.getBackend(), this.recompute).graph;
+  }
+
+  /**
+   * One train step; returns seconds and the loss. `mode` "graph" is the trainer's default where it applies
+   * (native backend, no recompute), "eager" runs op by op (`train.graph: off`).
+   */
+  async step(
+    precision: Precision = "fp32",
+    mode: "graph" | "eager" = "graph",
+  ): Promise<{ seconds: number; loss: number }> {
+    let graph: GraphSteps | null = null;
+    if (mode === "graph" && this.graphed) {
+      graph = this.#graphs.get(precision) ?? new GraphSteps(this.model, precision);
+      this.#graphs.set(precision, graph);
+    }
     const t0 = performance.now();
     const r = await trainStep([{
       image: this.image,
@@ -84,11 +106,13 @@ export class OurTrainer {
       diagnostics: true,
       recompute: this.recompute,
       precision,
+      graph,
     });
     return { seconds: (performance.now() - t0) / 1000, loss: r.loss };
   }
 
   dispose(): void {
+    for (const g of this.#graphs.values()) g.dispose();
     this.model.dispose();
     this.optimizer.dispose();
   }
@@ -126,8 +150,31 @@ export const TORCH_MODES = [
 ] as const;
 export type TorchMode = (typeof TORCH_MODES)[number]["name"];
 
-/** Our contender names: `ours/<backend>` (fp32) and the native backend in bf16. */
+/**
+ * Our contender names: `ours/<backend>` (fp32) and the native backend in bf16, as `deno task train` runs them
+ * (on the native backend: the graph step, unless recompute is on); `... eager` the same op by op.
+ */
 export const OURS_BF16 = "ours/tensorflow bf16";
+export const OURS_EAGER = "ours/tensorflow eager";
+export const OURS_EAGER_BF16 = "ours/tensorflow eager bf16";
+
+interface OurRun {
+  p: Precision;
+  mode: "graph" | "eager";
+  key: string;
+}
+
+/** What to time of our trainer on backend `b`. */
+function ourRuns(b: BackendName, bf16: boolean, graphed: boolean, eager: boolean): OurRun[] {
+  if (b !== "tensorflow") return [{ p: "fp32", mode: "eager", key: `ours/${b}` }];
+  const runs: OurRun[] = [{ p: "fp32", mode: "graph", key: "ours/tensorflow" }];
+  if (bf16) runs.push({ p: "bf16", mode: "graph", key: OURS_BF16 });
+  if (graphed && eager) {
+    runs.push({ p: "fp32", mode: "eager", key: OURS_EAGER });
+    if (bf16) runs.push({ p: "bf16", mode: "eager", key: OURS_EAGER_BF16 });
+  }
+  return runs;
+}
 
 export interface ContenderResult {
   contender: string;
@@ -173,6 +220,7 @@ function flags(args: string[]) {
       install: { type: "boolean", default: false },
       "step-budget": { type: "string", default: "90" },
       "no-profile": { type: "boolean", default: false },
+      "no-eager": { type: "boolean", default: false },
       size: { type: "string" },
       "paddle-reps": { type: "string", default: "2" },
     },
@@ -394,7 +442,7 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
         detail: string;
         t: OurTrainer;
         note?: string;
-        precisions: Precision[];
+        runs: OurRun[];
       }[] = [];
       const running: Baseline[] = [];
       if (phase.includes("ours")) {
@@ -408,14 +456,15 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
               `backbone checkpointing on (recompute: true): a plain step's estimated ${gb(ourEst)} GiB ` +
               `would not fit in the ${gb(avail)} GiB available`;
           }
+          const t = new OurTrainer(cfg, inputs.image, inputs.label, recompute);
           ours.push({
             b: b.name,
             detail: b.detail,
-            t: new OurTrainer(cfg, inputs.image, inputs.label, recompute),
+            t,
             note,
-            // fp32 and bf16 alternate on the same trainer (one model in memory; the timings do not depend on
-            // the weights' values)
-            precisions: b.name === "tensorflow" && bf16 ? ["fp32", "bf16"] : ["fp32"],
+            // fp32 and bf16, graph and op by op alternate on the same trainer (one model in memory; the timings
+            // do not depend on the weights' values)
+            runs: ourRuns(b.name, bf16, t.graphed, !v["no-eager"]),
           });
         }
       }
@@ -427,10 +476,9 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
         }
       }
       if (!ours.length && !running.length) continue;
-      const key = (b: BackendName, p: Precision) => p === "bf16" ? OURS_BF16 : `ours/${b}`;
       for (const o of ours) {
         await tf.setBackend(o.b);
-        for (const p of o.precisions) await o.t.step(p); // warm-up
+        for (const r of o.runs) await o.t.step(r.p, r.mode); // warm-up (and the graph steps' recording)
       }
       for (const bl of running) await bl.server.request({ step: 1 });
       // PaddleSeg's W48 step takes minutes on a small CPU: fewer repeats for it alone
@@ -441,10 +489,9 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
         const line: string[] = [];
         for (const o of ours) {
           await tf.setBackend(o.b);
-          for (const p of o.precisions) {
-            const k = key(o.b, p);
+          for (const { p, mode, key: k } of o.runs) {
             resetPeakRss();
-            const s = await o.t.step(p);
+            const s = await o.t.step(p, mode);
             const peak = peakRss();
             if (peak) ourPeaks.set(k, Math.max(ourPeaks.get(k) ?? 0, peak));
             push(times, k, s.seconds);
@@ -462,15 +509,21 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
       }
       for (const o of ours) {
         await tf.setBackend(o.b);
-        for (const p of o.precisions) {
-          const k = key(o.b, p);
+        for (const { p, mode, key: k } of o.runs) {
+          const how = o.b !== "tensorflow"
+            ? ""
+            : o.t.graphed && mode === "graph"
+            ? "; forward and backward as one TensorFlow graph (train.graph: auto)"
+            : "; op by op (train.graph: off)";
           const c: ContenderResult = {
             contender: k,
             detail: p === "bf16"
-              ? `${o.detail}; convolutions and matmuls in bf16 (train.precision: bf16, CPU ${
-                bf16Flags.join(", ")
-              })`
-              : o.detail,
+              ? `${o.detail}${how}; bf16 (train.precision: bf16, CPU ${bf16Flags.join(", ")}): ${
+                o.t.graphed && mode === "graph"
+                  ? "ops chosen by grappler's oneDNN auto mixed precision"
+                  : "convolutions and matmuls"
+              }`
+              : `${o.detail}${how}`,
             threads: o.b === "tensorflow"
               ? `${cores} (intra-op pool)`
               : o.b === "wasm"
@@ -488,7 +541,7 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
             losses: losses.get(k),
           };
           if (o.b === "tensorflow") {
-            if (p === "fp32") tfRate.set(cfg.model, c.stats.median / pixels);
+            if (p === "fp32" && mode === "graph") tfRate.set(cfg.model, c.stats.median / pixels);
             const peak = ourPeaks.get(k);
             if (peak && !o.note) {
               const prev = peaks.get(`ours/${cfg.model}`);
@@ -496,9 +549,10 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
                 peaks.set(`ours/${cfg.model}`, { n: cfg.n, bytes: peak });
               }
             }
-            if (!v["no-profile"] && cfg.n === 1) {
-              // one more step under tf.profile: kernel time per op type and the peak of TF.js' byte count
-              const prof = await profileOps(async () => void await o.t.step(p));
+            if (!v["no-profile"] && cfg.n === 1 && (mode === "eager" || !o.t.graphed)) {
+              // one more step under tf.profile: kernel time per op type and the peak of TF.js' byte count (op by
+              // op: inside a graph step tf.profile sees only the loss's kernels)
+              const prof = await profileOps(async () => void await o.t.step(p, "eager"));
               c.tfPeakBytes = prof.peakBytes;
               if (p === "fp32") {
                 res.profile = prof.ops;
