@@ -26,7 +26,7 @@ export interface PrecisionRun {
   iters: number;
   secondsPerIter: number | null;
   wallMin: number;
-  /** The trainer's "precision: ..." lines (what ran in bf16). */
+  /** The trainer's "precision: ..." and "graph: ..." lines (what ran in bf16, and how). */
   precisionLines: string[];
   ok: boolean;
 }
@@ -121,7 +121,7 @@ export async function run(args: string[]): Promise<PrecisionRun[]> {
         iters: done ? Number(done[1]) : ev?.iter ?? 0,
         secondsPerIter: done ? Number(done[2]) : null,
         wallMin,
-        precisionLines: lines.filter((l) => l.startsWith("precision:")),
+        precisionLines: lines.filter((l) => l.startsWith("precision:") || l.startsWith("graph:")),
         ok: st.success,
       });
       writeResult("precision", { machine: m, config: v.config, bf16Flags: flags, runs });

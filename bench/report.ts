@@ -9,7 +9,15 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tf } from "../lib/backend/tf.ts";
 import { fmtS, gb, machineInfo, OUT_DIR, PADDLE_VENV_DIR, ROOT, TORCH_VENV } from "./_common.ts";
-import { type ConfigResult, type OpTime, OURS_BF16, TORCH_MODES, type TorchMode } from "./train.ts";
+import {
+  type ConfigResult,
+  type OpTime,
+  OURS_BF16,
+  OURS_EAGER,
+  OURS_EAGER_BF16,
+  TORCH_MODES,
+  type TorchMode,
+} from "./train.ts";
 import type { EvalResult } from "./eval.ts";
 import type { CeilingResult } from "./ceiling.ts";
 import { type PrecisionRun, summary as precisionSummary } from "./precision.ts";
@@ -104,8 +112,8 @@ function trainTable(results: ConfigResult[]): string {
 /** The two comparisons issue 16 sets targets for, per configuration (ratio > 1: ours is faster). */
 function headlineTable(results: ConfigResult[]): string {
   const rows = [
-    "| configuration | ours bf16 vs PyTorch bf16 autocast + channels_last (target ≥ 1.2) | ours fp32 vs PyTorch fp32 + channels_last (target ≥ 1.0) | ours bf16 vs ours fp32 | PyTorch bf16+CL vs its fp32+CL |",
-    "|---|---|---|---|---|",
+    "| configuration | ours bf16 vs PyTorch bf16 autocast + channels_last (target ≥ 1.2) | ours fp32 vs PyTorch fp32 + channels_last (target ≥ 1.0) | ours bf16 vs ours fp32 | PyTorch bf16+CL vs its fp32+CL | graph step vs op by op (fp32 / bf16) |",
+    "|---|---|---|---|---|---|",
   ];
   const med = (r: ConfigResult, who: string) => r.contenders.find((c) => c.contender === who)?.stats.median;
   const ratio = (a?: number, b?: number) => (a && b ? b / a : undefined);
@@ -121,6 +129,12 @@ function headlineTable(results: ConfigResult[]): string {
         cell(fp?.ratios["pytorch fp32+CL" as TorchMode], 1.0)
       } | ${cell(ratio(med(r, OURS_BF16), med(r, "ours/tensorflow")))} | ${
         cell(ratio(med(r, "pytorch bf16+CL"), med(r, "pytorch fp32+CL")))
+      } | ${
+        r.contenders.some((c) => c.contender === OURS_EAGER)
+          ? `${cell(ratio(med(r, "ours/tensorflow"), med(r, OURS_EAGER)))} / ${
+            cell(ratio(med(r, OURS_BF16), med(r, OURS_EAGER_BF16)))
+          }`
+          : "op by op only (recompute)"
       } |`,
     );
   }
@@ -289,7 +303,8 @@ export async function run(_args: string[] = []): Promise<string> {
       `${paddleV} (CPU wheels from PyPI, bench/paddle_train.py)\n` +
       `- bf16: CPU flags ${
         (train as { bf16Flags?: string[] } | null)?.bf16Flags?.join(", ") || "none (bf16 not measured)"
-      }; ours = \`train.precision: bf16\` (lib/backend/native_bf16.ts)\n` +
+      }; ours = \`train.precision: bf16\` (graph step: grappler's oneDNN bf16 auto mixed precision; op by op: ` +
+      "lib/backend/native_bf16.ts)\n" +
       `- threads: ours = libtensorflow's intra-op pool over all ${m.cores} cores; PyTorch torch.set_num_threads(${m.cores}); ` +
       `PaddlePaddle OMP_NUM_THREADS=${m.cores}; both baselines with OMP_WAIT_POLICY=PASSIVE (libgomp's busy-waiting ` +
       "made PyTorch 3.5x slower on this shared machine)",
@@ -300,7 +315,10 @@ export async function run(_args: string[] = []): Promise<string> {
         "`trainStep` of lib/train/step.ts with diagnostics, as the trainer runs it: the HRNet contrast model (19 classes, " +
         "projection 720), CE + 0.1 × pixel contrast (1024 anchors max, 100 views), SGD momentum 0.9, weight decay 2e-4; " +
         "normal-noise images and 64×64-pixel class blocks as labels, identical for all contenders. " +
-        `${train.reps} timed steps each after one warm-up; ours in fp32 and bf16 alternate on one trainer. Peak RSS: ours = ` +
+        `${train.reps} timed steps each after one warm-up; ours in fp32 and bf16 alternate on one trainer, on the ` +
+        "tensorflow backend as `deno task train` runs it (`train.graph: auto`: the model's forward and backward as " +
+        "one recorded TensorFlow graph, lib/train/graph_step.ts, unless backbone checkpointing is on) and op by op " +
+        "(`ours/tensorflow eager ...`, `train.graph: off`). Peak RSS: ours = " +
         "VmHWM of the Deno process reset before each step, max over that contender's steps; baselines = their own " +
         "process. TF.js GiB = `tf.memory().numBytes` after the steps / peak of one profiled step. × columns: that " +
         "PyTorch mode's median step time over the contender's (> 1: the contender is faster).\n\n" +
@@ -327,7 +345,8 @@ export async function run(_args: string[] = []): Promise<string> {
       }
       out.push(
         "## Where a native train step spends its time\n\n" +
-          "Kernel time per op type of one profiled step on the tensorflow backend (`tf.profile`; nested kernels of " +
+          "Kernel time per op type of one profiled op-by-op step on the tensorflow backend (`tf.profile` cannot see " +
+          "inside a graph step; nested kernels of " +
           "custom ops are counted inside their op too; in bf16 a conv or matmul's time includes its casts).\n\n" +
           parts.join("\n\n"),
       );

@@ -1,6 +1,7 @@
 /**
  * `deno task train [--config X] [--do_eval] [--log_iter N] [--save_interval N] [--save_dir D]
- *                  [--resume_model D] [--iters N] [--batch_size N] [--backend B] [--precision P] [--opts k=v ...]`
+ *                  [--resume_model D] [--iters N] [--batch_size N] [--backend B] [--precision P] [--graph G]
+ *                  [--opts k=v ...]`
  *
  * PaddleSeg's train.py, for one device. Without `--config` it trains the default model on the embedded
  * synthetic dataset (generated and unpacked on first use), evaluates it and writes the report.

@@ -54,6 +54,7 @@ type OutputKey = keyof SegOutputs;
 export const OUTPUT_KEYS: OutputKey[] = ["logitsUp", "logits4", "embed"];
 
 interface Recorded {
+  graph: GraphRecorder;
   session: GraphSession;
   image: GraphPlaceholder;
   weights: { name: string; feed: GraphPlaceholder }[];
@@ -155,7 +156,7 @@ export class GraphSteps {
         const k = g!.outputs.length + 2 * i;
         pending.push(bns[b.index], fetchedA[k] as tf.Tensor1D, fetchedA[k + 1] as tf.Tensor1D);
       });
-      const bnTaken = new Set(fetchedA.slice(g.outputs.length));
+      fetchedA = fetchedA.slice(0, g.outputs.length); // the BN statistics now belong to the model's queue
       const { dOutputs } = await lossOf(out);
       for (const o of g.outputs) {
         const d = dOutputs[o.key];
@@ -165,7 +166,6 @@ export class GraphSteps {
         g.outputs.map((o, i) => [o.dy.output, dys[i], `d ${o.key}`]),
         g.grads.map((x) => x.out),
       );
-      fetchedA = fetchedA.filter((t) => !bnTaken.has(t)); // the BN statistics now belong to the model's queue
       const named: Record<string, tf.Tensor> = {};
       g.grads.forEach((x, i) => (named[x.name] = grads[i]));
       return named;
@@ -231,7 +231,20 @@ export class GraphSteps {
         out: rec.outputOf(t, `gradient ${name}`),
       }));
       const session = new GraphSession(rec.graph, { bf16: this.precision === "bf16" });
-      return { session, image, weights, stepInputs, outputs, bnStats, grads: gradOuts, size: rec.size };
+      return {
+        graph: rec,
+        session,
+        image,
+        weights,
+        stepInputs,
+        outputs,
+        bnStats,
+        grads: gradOuts,
+        size: rec.size,
+      };
+    } catch (e) {
+      rec.dispose();
+      throw e;
     } finally {
       model.discardBnUpdates();
       tf.dispose(toDispose);
@@ -239,7 +252,10 @@ export class GraphSteps {
   }
 
   dispose(): void {
-    for (const g of this.#graphs.values()) g.session.close();
+    for (const g of this.#graphs.values()) {
+      g.session.close();
+      g.graph.dispose();
+    }
     this.#graphs.clear();
   }
 }

@@ -105,6 +105,7 @@ export class GraphRecorder {
   #recording = false;
   /** set while placeholder() uploads a tensor: that upload is the feed, not a Const */
   #feeding = false;
+  #disposed = false;
   /** Number of operations added (Consts and Placeholders included). */
   get size(): number {
     return this.#nOps;
@@ -112,6 +113,13 @@ export class GraphRecorder {
 
   constructor() {
     this.graph = this.#C.TF_NewGraph();
+  }
+
+  /** Frees the graph (after the sessions that run it are closed). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#C.TF_DeleteGraph(this.graph);
   }
 
   /** The binding id of a TF.js tensor (uploading it if TF.js still holds it as JS values). */
