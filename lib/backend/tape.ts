@@ -25,6 +25,27 @@
 import { tf } from "./tf.ts";
 import { type Precision, withComputePrecision } from "./native_bf16.ts";
 
+/** The engine's `gradients` (tfjs-core 4.22), which tf.grads wraps without its `allowNoGradients`. */
+export interface EngineGradients {
+  gradients(
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy?: tf.Tensor,
+    allowNoGradients?: boolean,
+  ): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] };
+}
+
+/**
+ * The value of `f` and d f / d x for each of `xs`, undefined for an x that `f` does not depend on (where
+ * tf.grads would throw): for a loss over several model outputs, some of which a configuration leaves unused.
+ */
+export function gradientsAllowingUnused(
+  f: () => tf.Tensor,
+  xs: tf.Tensor[],
+): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] } {
+  return (tf.engine() as unknown as EngineGradients).gradients(f, xs, undefined, true);
+}
+
 interface TapeNode {
   saved?: tf.Tensor[];
 }

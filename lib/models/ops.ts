@@ -14,6 +14,7 @@
 import { tf } from "../backend/tf.ts";
 import { FUSED_BN_TRAIN, hasFusedBatchNorm } from "../backend/native_fused.ts";
 import { stepInput } from "../backend/graph/step_inputs.ts";
+import type { EngineGradients } from "../backend/tape.ts";
 import type { Rng } from "../util/rng.ts";
 
 /** Receives the batch statistics of a training-mode BatchNorm (kept tensors; the receiver disposes). */
@@ -104,14 +105,8 @@ export function l2Normalize(x: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** TF.js engine internals used by `recomputeInBackward` (tfjs-core 4.22). */
-interface EngineInternals {
+interface EngineInternals extends EngineGradients {
   state: { activeTape: unknown };
-  gradients(
-    f: () => tf.Tensor,
-    xs: tf.Tensor[],
-    dy?: tf.Tensor,
-    allowNoGradients?: boolean,
-  ): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] };
 }
 
 /**

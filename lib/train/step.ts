@@ -14,7 +14,7 @@
  * tensor count is the same after every step (tests/train/step_test.ts).
  */
 import { tf } from "../backend/tf.ts";
-import { Tape } from "../backend/tape.ts";
+import { gradientsAllowingUnused, Tape } from "../backend/tape.ts";
 import { type Precision, withComputePrecision } from "../backend/native_bf16.ts";
 import type { SegModel, SegOutputs } from "../models/mod.ts";
 import {
@@ -182,6 +182,30 @@ export async function stepGradients(
   }
 }
 
+/** The loss of one micro-batch's outputs, its differentiable pieces recorded on `tape`. */
+function microBatchLoss(
+  out: SegOutputs,
+  labels: tf.Tensor3D,
+  mb: MicroBatch,
+  ctx: StepContext,
+  tape: Tape,
+): Promise<SegLossResult> {
+  return segmentationLoss(
+    { logitsUp: out.logitsUp, logits4: out.logits4, embed: out.embed, labels },
+    ctx.loss,
+    {
+      rng: ctx.rng,
+      iter: ctx.iter,
+      memory: ctx.memory,
+      diagnostics: ctx.diagnostics ?? false,
+      statistics: ctx.statistics ?? ctx.diagnostics ?? false,
+      gradientShare: ctx.gradientShare ?? false,
+      tape,
+      labelsHost: mb.label,
+    },
+  );
+}
+
 /**
  * Forward, loss and backward of one micro-batch. The forward and the loss are recorded on a tape in
  * pieces; the loss awaits the sampler's read-back in between. Returns the (scaled) loss, the gradients by
@@ -208,20 +232,7 @@ async function microBatchGrads(
         recompute: ctx.recompute ?? false,
       }) as unknown as tf.TensorContainer
     ) as unknown as SegOutputs;
-    r = await segmentationLoss(
-      { logitsUp: out.logitsUp, logits4: out.logits4, embed: out.embed, labels: y },
-      ctx.loss,
-      {
-        rng: ctx.rng,
-        iter: ctx.iter,
-        memory: ctx.memory,
-        diagnostics: ctx.diagnostics ?? false,
-        statistics: ctx.statistics ?? ctx.diagnostics ?? false,
-        gradientShare: ctx.gradientShare ?? false,
-        tape,
-        labelsHost: mb.label,
-      },
-    );
+    r = await microBatchLoss(out, y, mb, ctx, tape);
     const t = total = r.total;
     if (scale !== 1) scaled = tape.record(() => tf.mul(t, scale) as tf.Scalar);
     const g = withComputePrecision(precision, () => ctx.model.variableGrads(() => tape.replay(scaled ?? t)));
@@ -265,30 +276,14 @@ async function microBatchGradsGraph(
       const tape = new Tape({ precision });
       let total: tf.Scalar | null = null, scaled: tf.Scalar | null = null;
       try {
-        r = await segmentationLoss(
-          { logitsUp: out.logitsUp, logits4: out.logits4, embed: out.embed, labels: y },
-          ctx.loss,
-          {
-            rng: ctx.rng,
-            iter: ctx.iter,
-            memory: ctx.memory,
-            diagnostics: ctx.diagnostics ?? false,
-            statistics: ctx.statistics ?? ctx.diagnostics ?? false,
-            gradientShare: ctx.gradientShare ?? false,
-            tape,
-            labelsHost: mb.label,
-          },
-        );
+        r = await microBatchLoss(out, y, mb, ctx, tape);
         const t = total = r.total;
         if (scale !== 1) scaled = tape.record(() => tf.mul(t, scale) as tf.Scalar);
         const keys = OUTPUT_KEYS.filter((k) => out[k]);
-        const g = withComputePrecision(precision, () =>
-          (tf.engine() as unknown as EngineGradients).gradients(
-            () => tape.replay(scaled ?? t),
-            keys.map((k) => out[k]!),
-            undefined,
-            true,
-          ));
+        const g = withComputePrecision(
+          precision,
+          () => gradientsAllowingUnused(() => tape.replay(scaled ?? t), keys.map((k) => out[k]!)),
+        );
         value = g.value as tf.Scalar;
         const dOutputs: Partial<Record<(typeof keys)[number], tf.Tensor>> = {};
         keys.forEach((k, i) => {
@@ -310,15 +305,6 @@ async function microBatchGradsGraph(
   } finally {
     y.dispose();
   }
-}
-
-interface EngineGradients {
-  gradients(
-    f: () => tf.Tensor,
-    xs: tf.Tensor[],
-    dy?: tf.Tensor,
-    allowNoGradients?: boolean,
-  ): { value: tf.Tensor; grads: (tf.Tensor | undefined)[] };
 }
 
 /** Splits a host batch of N images into micro-batches of `size` images (for gradient accumulation). */

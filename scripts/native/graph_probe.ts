@@ -18,52 +18,16 @@ import { nativePackageDir } from "../../lib/backend/native.ts";
 import { tf } from "../../lib/backend/tf.ts";
 import { withComputePrecision } from "../../lib/backend/native_bf16.ts";
 import { batchNormTrain } from "../../lib/models/ops.ts";
+import { tfC } from "../../lib/backend/graph/tf_c.ts";
 await initBackend("tensorflow", { quiet: true });
-const lib = Deno.dlopen(join(nativePackageDir(), "deps", "lib", "libtensorflow_cc.so.2"), {
-  TF_NewStatus: { parameters: [], result: "pointer" },
-  TF_GetCode: { parameters: ["pointer"], result: "i32" },
-  TF_Message: { parameters: ["pointer"], result: "pointer" },
-  TF_NewGraph: { parameters: [], result: "pointer" },
-  TF_NewOperation: { parameters: ["pointer", "buffer", "buffer"], result: "pointer" },
-  TF_AddInput: { parameters: ["pointer", { struct: ["pointer", "i32"] }], result: "void" },
-  TF_SetAttrType: { parameters: ["pointer", "buffer", "i32"], result: "void" },
-  TF_SetAttrShape: { parameters: ["pointer", "buffer", "buffer", "i32"], result: "void" },
-  TF_SetAttrIntList: { parameters: ["pointer", "buffer", "buffer", "i32"], result: "void" },
-  TF_SetAttrString: { parameters: ["pointer", "buffer", "buffer", "usize"], result: "void" },
-  TF_SetAttrBool: { parameters: ["pointer", "buffer", "u8"], result: "void" },
-  TF_SetAttrFloat: { parameters: ["pointer", "buffer", "f32"], result: "void" },
-  TF_SetAttrTensor: { parameters: ["pointer", "buffer", "pointer", "pointer"], result: "void" },
-  TF_FinishOperation: { parameters: ["pointer", "pointer"], result: "pointer" },
+// the C API lib/backend/graph uses, plus TF_AddGradients (the graph step records TF.js' own backward instead)
+const extra = Deno.dlopen(join(nativePackageDir(), "deps", "lib", "libtensorflow_cc.so.2"), {
   TF_AddGradients: {
     parameters: ["pointer", "buffer", "i32", "buffer", "i32", "pointer", "pointer", "buffer"],
     result: "void",
   },
-  TF_NewSessionOptions: { parameters: [], result: "pointer" },
-  TF_SetConfig: { parameters: ["pointer", "buffer", "usize", "pointer"], result: "void" },
-  TF_NewSession: { parameters: ["pointer", "pointer", "pointer"], result: "pointer" },
-  TF_SessionRun: {
-    parameters: [
-      "pointer",
-      "pointer",
-      "buffer",
-      "buffer",
-      "i32",
-      "buffer",
-      "buffer",
-      "i32",
-      "pointer",
-      "i32",
-      "pointer",
-      "pointer",
-    ],
-    result: "void",
-  },
-  TF_AllocateTensor: { parameters: ["i32", "buffer", "i32", "usize"], result: "pointer" },
-  TF_TensorData: { parameters: ["pointer"], result: "pointer" },
-  TF_TensorByteSize: { parameters: ["pointer"], result: "usize" },
-  TF_DeleteTensor: { parameters: ["pointer"], result: "void" },
 });
-const S = lib.symbols;
+const S = { ...tfC(), ...extra.symbols };
 const libc = Deno.dlopen("libc.so.6", {
   memcpy: { parameters: ["pointer", "buffer", "usize"], result: "pointer" },
 });

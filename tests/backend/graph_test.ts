@@ -9,6 +9,7 @@ import { tf } from "../../lib/backend/tf.ts";
 import { initBackend, probeBackend } from "../../lib/backend/mod.ts";
 import { GraphRecorder } from "../../lib/backend/graph/record.ts";
 import { configProto, GraphSession } from "../../lib/backend/graph/session.ts";
+import type { TfOutput } from "../../lib/backend/graph/tf_c.ts";
 import { parseOpDef } from "../../lib/backend/graph/opdef.ts";
 import { cpuBf16Flags } from "../../lib/backend/native_bf16.ts";
 import { batchNormTrain } from "../../lib/models/ops.ts";
@@ -51,23 +52,34 @@ function setUp() {
   return { x, w, gamma, beta, f, vars: [w, gamma, beta] };
 }
 
+/** setUp's function run eagerly, then recorded with x and the variables as placeholders. */
+function recorded() {
+  const { x, f, vars } = setUp();
+  const eager = f();
+  const rec = new GraphRecorder();
+  const feeds = [rec.placeholder(x, "x"), ...vars.map((v) => rec.placeholder(v, v.name))];
+  const r = rec.record(f);
+  const values = [x, ...vars];
+  const feedAll = (): [TfOutput, tf.Tensor, string][] => feeds.map((p, i) => [p.output, values[i], p.name]);
+  const dispose = () => {
+    tf.dispose([x, eager.value, ...Object.values(eager.grads), r.value, ...Object.values(r.grads), ...vars]);
+    rec.dispose();
+  };
+  return { x, vars, eager, rec, feeds, r, values, feedAll, dispose };
+}
+
 Deno.test({
   name: "a recorded graph gives the eager loss and gradients: fp32 bit for bit, partial runs too",
   ignore: !native,
   fn() {
-    const { x, f, vars } = setUp();
-    const eager = f();
-    const rec = new GraphRecorder();
-    const feeds = [rec.placeholder(x, "x"), ...vars.map((v) => rec.placeholder(v, v.name))];
-    const r = rec.record(f);
+    const { vars, eager, rec, feeds, r, values, feedAll, dispose } = recorded();
     assert(rec.size > 20, `only ${rec.size} ops recorded`);
     const fetches = [
       rec.outputOf(r.value, "loss"),
       ...vars.map((v) => rec.outputOf(r.grads[v.name], v.name)),
     ];
     const s = new GraphSession(rec.graph);
-    const values = [x, ...vars];
-    const whole = s.run(feeds.map((p, i) => [p.output, values[i], p.name]), fetches);
+    const whole = s.run(feedAll(), fetches);
     assertEquals(whole[0].dataSync()[0], eager.value.dataSync()[0], "loss");
     vars.forEach((v, i) => {
       assertEquals(
@@ -78,7 +90,7 @@ Deno.test({
     });
     // two phases: feed everything and fetch the loss; then fetch the gradients, computed in the same run
     const p = s.partial(feeds.map((q) => q.output), fetches);
-    const a = p.step(feeds.map((q, i) => [q.output, values[i], q.name]), [fetches[0]]);
+    const a = p.step(feedAll(), [fetches[0]]);
     const b = p.step([], fetches.slice(1));
     p.release();
     assertEquals(a[0].dataSync()[0], eager.value.dataSync()[0]);
@@ -88,7 +100,7 @@ Deno.test({
     const again = s.run(feeds.map((q, i) => [q.output, i === 1 ? w2 : values[i], q.name]), [fetches[0]]);
     assert(again[0].dataSync()[0] !== whole[0].dataSync()[0], "the new weight was not fed");
     s.close();
-    tf.dispose([x, eager.value, ...Object.values(eager.grads), r.value, ...Object.values(r.grads), ...vars]);
+    dispose();
     tf.dispose([...whole, ...a, ...b, ...again, w2]);
   },
 });
@@ -97,15 +109,10 @@ Deno.test({
   name: "grappler's bf16 auto mixed precision stays within bf16 distance of fp32",
   ignore: !native || cpuBf16Flags().length === 0,
   fn() {
-    const { x, f, vars } = setUp();
-    const eager = f();
-    const rec = new GraphRecorder();
-    const feeds = [rec.placeholder(x, "x"), ...vars.map((v) => rec.placeholder(v, v.name))];
-    const r = rec.record(f);
+    const { vars, eager, rec, r, feedAll, dispose } = recorded();
     const fetches = [rec.outputOf(r.value, "loss"), rec.outputOf(r.grads[vars[0].name], "dw")];
     const s = new GraphSession(rec.graph, { bf16: true });
-    const values = [x, ...vars];
-    const [loss, dw] = s.run(feeds.map((p, i) => [p.output, values[i], p.name]), fetches);
+    const [loss, dw] = s.run(feedAll(), fetches);
     const l32 = eager.value.dataSync()[0];
     // bf16 keeps 8 significant bits (relative step 2^-8 = 3.9e-3); a few roundings accumulate
     assert(
@@ -115,16 +122,8 @@ Deno.test({
     const rel = maxDiff(dw, eager.grads[vars[0].name]) / maxAbs(eager.grads[vars[0].name]);
     assert(rel <= 3e-2, `conv weight gradient off by ${rel} relative`);
     s.close();
-    tf.dispose([
-      x,
-      eager.value,
-      ...Object.values(eager.grads),
-      r.value,
-      ...Object.values(r.grads),
-      ...vars,
-      loss,
-      dw,
-    ]);
+    dispose();
+    tf.dispose([loss, dw]);
   },
 });
 

@@ -10,38 +10,17 @@ import { initBackend, probeBackend } from "../../lib/backend/mod.ts";
 import { buildModel } from "../../lib/models/mod.ts";
 import { lossOptionsOf, modelOptionsOf } from "../../lib/run/options.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
-import { type MicroBatch, trainStep } from "../../lib/train/step.ts";
+import { trainStep } from "../../lib/train/step.ts";
 import { GraphSteps, resolveGraph } from "../../lib/train/graph_step.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
+import { toyBatch, toyLossOptions } from "./_toy.ts";
 
 const native = (await probeBackend("tensorflow")).available;
 if (native) await initBackend("tensorflow", { quiet: true });
 else console.warn("SKIPPING native graph-step tests: the tensorflow backend is not available here");
 
-const lossOptions = lossOptionsOf({
-  types: [
-    { type: "CrossEntropyLoss" },
-    { type: "PixelContrastCrossEntropyLoss", max_samples: 64, max_views: 8, contrast_group_size: 2 },
-  ],
-  coef: [1, 0.1],
-});
-
-function toyBatch(seed: number, n = 2, h = 32, w = 64): MicroBatch {
-  const rng = new Rng(seed);
-  const image = new Float32Array(n * h * w * 3), label = new Int32Array(n * h * w);
-  for (let b = 0; b < n; b++) {
-    for (let i = 0; i < h; i++) {
-      for (let j = 0; j < w; j++) {
-        const c = i >= (3 * h) / 4 ? 2 : j < w / 2 ? 0 : 1;
-        const p = (b * h + i) * w + j;
-        label[p] = c;
-        for (let k = 0; k < 3; k++) image[p * 3 + k] = (k === c ? 0.8 : -0.8) + 0.2 * rng.normal();
-      }
-    }
-  }
-  return { image, label, shape: [n, h, w] };
-}
+const lossOptions = toyLossOptions;
 
 const makeModel = (dropProb: number) =>
   buildModel(

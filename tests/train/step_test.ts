@@ -7,33 +7,11 @@ import { memoryBankFromOptions } from "../../lib/losses/mod.ts";
 import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { type MicroBatch, splitBatch, trainStep } from "../../lib/train/step.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { toyBatch, toyLossOptions } from "./_toy.ts";
 
 await initBackend();
 
-const lossOptions = lossOptionsOf({
-  types: [
-    { type: "CrossEntropyLoss" },
-    { type: "PixelContrastCrossEntropyLoss", max_samples: 64, max_views: 8, contrast_group_size: 2 },
-  ],
-  coef: [1, 0.1],
-});
-
-function toyBatch(seed: number, n = 2, h = 32, w = 64): MicroBatch {
-  // left half class 0, right half class 1, bottom quarter class 2; image encodes the class plus noise
-  const rng = new Rng(seed);
-  const image = new Float32Array(n * h * w * 3), label = new Int32Array(n * h * w);
-  for (let b = 0; b < n; b++) {
-    for (let i = 0; i < h; i++) {
-      for (let j = 0; j < w; j++) {
-        const c = i >= (3 * h) / 4 ? 2 : j < w / 2 ? 0 : 1;
-        const p = (b * h + i) * w + j;
-        label[p] = c;
-        for (let k = 0; k < 3; k++) image[p * 3 + k] = (k === c ? 0.8 : -0.8) + 0.2 * rng.normal();
-      }
-    }
-  }
-  return { image, label, shape: [n, h, w] };
-}
+const lossOptions = toyLossOptions;
 
 Deno.test("trainStep lowers the loss on a learnable toy problem and leaks no tensors", async () => {
   const rng = new Rng(1);

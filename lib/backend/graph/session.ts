@@ -84,17 +84,14 @@ export class GraphSession {
   /** One whole run: feeds in, fetches out as TF.js tensors. */
   run(feeds: [TfOutput, FeedValue, string][], fetches: TfOutput[]): tf.Tensor[] {
     this.#open();
-    const C = tfC();
-    const values = feeds.map(([, v, name]) => toTfTensor(v, name));
-    const out = new BigUint64Array(Math.max(fetches.length, 1));
-    try {
-      C.TF_SessionRun(
+    return exchange(feeds, fetches, (inputs, values, outputs, out) => {
+      tfC().TF_SessionRun(
         this.#session,
         null,
-        outputArray(feeds.map((f) => f[0])),
-        pointerArray(values),
+        inputs,
+        values,
         feeds.length,
-        outputArray(fetches),
+        outputs,
         out,
         fetches.length,
         new Uint8Array(8),
@@ -103,10 +100,7 @@ export class GraphSession {
         this.#status.ptr,
       );
       this.#status.check("backend/graph: run");
-    } finally {
-      for (const v of values) C.TF_DeleteTensor(v);
-    }
-    return collect(out, fetches.length);
+    });
   }
 
   /**
@@ -152,17 +146,14 @@ export class PartialRun {
 
   step(feeds: [TfOutput, FeedValue, string][], fetches: TfOutput[]): tf.Tensor[] {
     if (this.#done) throw new Error("backend/graph: partial run already released");
-    const C = tfC();
-    const values = feeds.map(([, v, name]) => toTfTensor(v, name));
-    const out = new BigUint64Array(Math.max(fetches.length, 1));
-    try {
-      C.TF_SessionPRun(
+    return exchange(feeds, fetches, (inputs, values, outputs, out) => {
+      tfC().TF_SessionPRun(
         this.session,
         this.handle,
-        outputArray(feeds.map((f) => f[0])),
-        pointerArray(values),
+        inputs,
+        values,
         feeds.length,
-        outputArray(fetches),
+        outputs,
         out,
         fetches.length,
         new Uint8Array(8),
@@ -170,18 +161,40 @@ export class PartialRun {
         this.#status.ptr,
       );
       this.#status.check("backend/graph: partial run");
-    } finally {
-      for (const v of values) C.TF_DeleteTensor(v);
-    }
-    return collect(out, fetches.length);
+    });
   }
 
-  /** Frees the handle (a run abandoned half-way is cancelled by TensorFlow when its handle goes). */
+  /**
+   * Frees the handle. A run abandoned between its phases (an error in the host computation) stays inside the
+   * session, holding what it computed, until the session is closed.
+   */
   release(): void {
     if (this.#done) return;
     this.#done = true;
     tfC().TF_DeletePRunHandle(this.handle);
   }
+}
+
+/** Copies the feeds into TF_Tensors, runs `call` on the C arrays, frees the feeds, collects the fetches. */
+function exchange(
+  feeds: [TfOutput, FeedValue, string][],
+  fetches: TfOutput[],
+  call: (
+    inputs: Uint8Array<ArrayBuffer>,
+    values: BigUint64Array<ArrayBuffer>,
+    outputs: Uint8Array<ArrayBuffer>,
+    out: BigUint64Array<ArrayBuffer>,
+  ) => void,
+): tf.Tensor[] {
+  const values: Deno.PointerValue[] = [];
+  const out = new BigUint64Array(Math.max(fetches.length, 1));
+  try {
+    for (const [, v, name] of feeds) values.push(toTfTensor(v, name));
+    call(outputArray(feeds.map((f) => f[0])), pointerArray(values), outputArray(fetches), out);
+  } finally {
+    for (const v of values) tfC().TF_DeleteTensor(v);
+  }
+  return collect(out, fetches.length);
 }
 
 function collect(out: BigUint64Array, n: number): tf.Tensor[] {
