@@ -148,7 +148,10 @@ Deno.test("--precision: one line says what the run uses; a run may resume in ano
   const native = /backend: tensorflow|on tensorflow/.test(r.stdout + r.stderr);
   const bf16Cpu = cpuBf16Flags().length > 0;
   if (native && bf16Cpu) {
-    assert(lines[0]?.startsWith("precision: bf16 for convolutions and matmuls"), lines.join("\n"));
+    assert(
+      /^precision: bf16 \(CPU .*grappler's oneDNN auto mixed precision/.test(lines[0] ?? ""),
+      lines.join("\n"),
+    );
     // graph step (train.graph auto): grappler picks the bf16 ops; op by op: our size policy, reported
     assert(
       r.stdout.split("\n").some((l) =>
@@ -171,6 +174,7 @@ Deno.test("--precision: one line says what the run uses; a run may resume in ano
     ]);
     assertEquals(eager.code, 0, eager.stderr);
     const eagerLines = eager.stdout.split("\n").filter((l) => l.startsWith("precision:"));
+    assert(eagerLines[0]?.startsWith("precision: bf16 for convolutions and matmuls"), eagerLines.join("\n"));
     assert(
       eagerLines[1]?.startsWith("precision: bf16 ran "),
       `which ops ran in bf16: ${eagerLines.join("\n")}`,
