@@ -1,5 +1,5 @@
 /**
- * The model's forward and backward pass as one TensorFlow graph (`train.graph: true`, native backend only),
+ * The model's forward and backward pass as one TensorFlow graph (`train.graph`: auto or on; native backend only),
  * recorded once per input shape from the same TF.js code (lib/backend/graph/record.ts) and run as a partial
  * run in two phases around the host-side loss:
  *
@@ -14,8 +14,8 @@
  * precision picks the bf16 ops itself (bench/ceiling.ts measured the gap).
  *
  * What changes against eager: nothing in the arithmetic of fp32 (the same TensorFlow kernels, in the same
- * order per value; grappler's fusions may change float rounding). Gradient checkpointing does not apply
- * (`recompute` is ignored here: the session keeps the forward's activations).
+ * order per value; grappler's fusions may change float rounding). Gradient checkpointing does not apply: the
+ * session keeps the forward's activations (`resolveGraph` turns the graph off where `train.recompute` is set).
  */
 import { tf } from "../backend/tf.ts";
 import { type GraphPlaceholder, GraphRecorder } from "../backend/graph/record.ts";
