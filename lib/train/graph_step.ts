@@ -130,6 +130,7 @@ export class GraphSteps {
     );
     let fetchedA: tf.Tensor[] = [];
     const dys: tf.Tensor[] = [];
+    let completed = false;
     try {
       const feedsA: [TfOutput, FeedValue, string][] = [
         [g.image.output, { data: image.data, shape: [...image.shape], dtype: "float32" }, "image"],
@@ -168,11 +169,19 @@ export class GraphSteps {
       );
       const named: Record<string, tf.Tensor> = {};
       g.grads.forEach((x, i) => (named[x.name] = grads[i]));
+      completed = true;
       return named;
     } finally {
       run.release();
       tf.dispose(fetchedA);
       tf.dispose(dys);
+      if (!completed) {
+        // a partial run left between its phases (the loss threw) would hold its activations inside the
+        // session for good: close the session, which cancels it, and record afresh next time
+        this.#graphs.delete(key);
+        g.session.close();
+        g.graph.dispose();
+      }
     }
   }
 

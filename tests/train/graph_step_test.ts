@@ -13,7 +13,7 @@ import { MomentumSGD } from "../../lib/train/optimizer.ts";
 import { trainStep } from "../../lib/train/step.ts";
 import { GraphSteps, resolveGraph } from "../../lib/train/graph_step.ts";
 import { Rng } from "../../lib/util/rng.ts";
-import { assert, assertEquals, assertThrows } from "../_helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../_helpers/assert.ts";
 import { toyBatch, toyLossOptions } from "./_toy.ts";
 
 const native = (await probeBackend("tensorflow")).available;
@@ -158,4 +158,71 @@ Deno.test("train.graph resolves: auto is on for tensorflow without recompute; on
     "train.graph: on needs the native tensorflow backend",
   );
   assertThrows(() => resolveGraph("on", "tensorflow", true), "cannot checkpoint the backbone");
+});
+
+Deno.test({
+  name: "a loss that throws between the phases cancels the run; the next step records afresh; nothing leaks",
+  ignore: !native,
+  async fn() {
+    const model = makeModel(0);
+    const opt = new MomentumSGD({ momentum: 0.9, weightDecay: 0 });
+    const steps = new GraphSteps(model, "fp32");
+    const batch = toyBatch(8);
+    const rng = new Rng(2);
+    const image = { data: batch.image, shape: [2, 32, 64, 3] as [number, number, number, number] };
+    const before = tf.memory().numTensors;
+    await assertRejects(
+      () =>
+        steps.gradients(image, rng, () => {
+          throw new Error("the host loss failed");
+        }),
+      "the host loss failed",
+    );
+    model.discardBnUpdates(); // as after a failed op-by-op step: the forward's statistics are not committed
+    assertEquals(steps.recorded, 0, "the graph of the abandoned run was kept");
+    assertEquals(tf.memory().numTensors, before, "tensors leaked");
+    const r = await trainStep([batch], {
+      model,
+      optimizer: opt,
+      loss: lossOptions,
+      rng,
+      iter: 0,
+      lr: 0.05,
+      graph: steps,
+    });
+    assert(Number.isFinite(r.loss));
+    assertEquals(steps.recorded, 1);
+    steps.dispose();
+    model.dispose();
+    opt.dispose();
+  },
+});
+
+Deno.test({
+  name: "graph steps: a model without projection head, two micro-batches per step: the op-by-op losses",
+  ignore: !native,
+  async fn() {
+    const ceOnly = lossOptionsOf({ types: [{ type: "CrossEntropyLoss" }], coef: [1] });
+    const make = () =>
+      buildModel(
+        modelOptionsOf({ type: "HRNetCE", backbone: "HRNet_Tiny", numClasses: 3, dropProb: 0.2 }),
+        new Rng(4),
+      );
+    const [a, b] = [make(), make()];
+    const [oa, ob] = [0, 1].map(() => new MomentumSGD({ momentum: 0.9, weightDecay: 0 }));
+    const steps = new GraphSteps(b, "fp32");
+    const [ra, rb] = [new Rng(3), new Rng(3)];
+    for (let k = 0; k < 2; k++) {
+      const micro = [toyBatch(20 + k, 1), toyBatch(30 + k, 1)];
+      const ctx = { loss: ceOnly, iter: k, lr: 0.05 };
+      const la = (await trainStep(micro, { ...ctx, model: a, optimizer: oa, rng: ra })).loss;
+      const lb = (await trainStep(micro, { ...ctx, model: b, optimizer: ob, rng: rb, graph: steps })).loss;
+      assert(Math.abs(la - lb) <= 1e-5 * la, `step ${k}: graph ${lb} vs op by op ${la}`);
+      assertEquals(rb.getState(), ra.getState());
+    }
+    assertEquals(steps.recorded, 1, "two micro-batches of one size share a graph");
+    steps.dispose();
+    for (const m of [a, b]) m.dispose();
+    for (const o of [oa, ob]) o.dispose();
+  },
 });

@@ -166,7 +166,7 @@ export class PartialRun {
 
   /**
    * Frees the handle. A run abandoned between its phases (an error in the host computation) stays inside the
-   * session, holding what it computed, until the session is closed.
+   * session, holding what it computed, until the session is closed (which cancels it).
    */
   release(): void {
     if (this.#done) return;
