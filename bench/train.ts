@@ -510,16 +510,17 @@ export async function run(args: string[]): Promise<ConfigResult[]> {
       for (const o of ours) {
         await tf.setBackend(o.b);
         for (const { p, mode, key: k } of o.runs) {
+          const graphStep = o.t.graphed && mode === "graph";
           const how = o.b !== "tensorflow"
             ? ""
-            : o.t.graphed && mode === "graph"
+            : graphStep
             ? "; forward and backward as one TensorFlow graph (train.graph: auto)"
             : "; op by op (train.graph: off)";
           const c: ContenderResult = {
             contender: k,
             detail: p === "bf16"
               ? `${o.detail}${how}; bf16 (train.precision: bf16, CPU ${bf16Flags.join(", ")}): ${
-                o.t.graphed && mode === "graph"
+                graphStep
                   ? "ops chosen by grappler's oneDNN auto mixed precision"
                   : "convolutions and matmuls"
               }`

@@ -266,6 +266,8 @@ export function resolvePrecision(
   requested: PrecisionRequest,
   backend: string,
   flags: string[] = cpuBf16Flags(),
+  /** The step runs as a recorded graph (lib/train/graph_step.ts), where grappler picks the bf16 ops. */
+  graph = false,
 ): PrecisionChoice {
   if (requested === "fp32") return { precision: "fp32", requested, line: "precision: fp32" };
   if (backend !== "tensorflow") {
@@ -288,7 +290,13 @@ export function resolvePrecision(
   return {
     precision: "bf16",
     requested,
-    line: `precision: bf16 for convolutions and matmuls (CPU ${flags.join(", ")}); ` +
-      "weights, BatchNorm, loss and optimizer in fp32",
+    line: graph
+      ? `precision: bf16 (CPU ${
+        flags.join(", ")
+      }); in the graph step grappler's oneDNN auto mixed precision ` +
+        "picks the bf16 ops (convolutions, matmuls and the elementwise ops between them); master weights, BN " +
+        "statistics, loss and optimizer in fp32"
+      : `precision: bf16 for convolutions and matmuls (CPU ${flags.join(", ")}); ` +
+        "weights, BatchNorm, loss and optimizer in fp32",
   };
 }

@@ -26,7 +26,8 @@ export interface ForwardContext {
   recompute?: boolean;
 }
 
-interface PendingBn {
+/** One training-mode forward's batch statistics of one BatchNorm layer. */
+export interface PendingBn {
   bn: BatchNorm2d;
   mean: tf.Tensor1D;
   variance: tf.Tensor1D;
@@ -49,7 +50,7 @@ export class BnUpdates {
   }
 
   /** The pending statistics in forward order (a graph-recorded step fetches them: lib/train/graph_step.ts). */
-  pending(): readonly { bn: BatchNorm2d; mean: tf.Tensor1D; variance: tf.Tensor1D }[] {
+  pending(): readonly PendingBn[] {
     return [...this.#pending];
   }
 

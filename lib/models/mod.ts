@@ -25,7 +25,7 @@ export {
   type SegOutputs,
 } from "./contrast.ts";
 export { BACKBONE_NAMES, type BackboneName, HRNET_CONFIGS, type HRNetConfig } from "./hrnet.ts";
-export { BnUpdates, type PaddingMode } from "./layers.ts";
+export { BnUpdates, type PaddingMode, type PendingBn } from "./layers.ts";
 export { dropout2d, l2Normalize, recomputeInBackward } from "./ops.ts";
 export { type ParamSpec, ParamStore } from "./params.ts";
 export { formatCounts, summarize } from "./summary.ts";

@@ -24,7 +24,7 @@ import type { TfOutput } from "../backend/graph/tf_c.ts";
 import { collectStepInputs, type DrawStepInput } from "../backend/graph/step_inputs.ts";
 import { withComputePrecision } from "../backend/native_bf16.ts";
 import type { Precision } from "../backend/native_bf16.ts";
-import type { SegModel, SegOutputs } from "../models/mod.ts";
+import type { PendingBn, SegModel, SegOutputs } from "../models/mod.ts";
 import { Rng } from "../util/rng.ts";
 
 /** `train.graph` resolved for a run: whether steps run as graphs, and the line the trainer logs. */
@@ -60,7 +60,8 @@ interface Recorded {
   weights: { name: string; feed: GraphPlaceholder }[];
   stepInputs: { feed: GraphPlaceholder; draw: DrawStepInput }[];
   outputs: { key: OutputKey; out: TfOutput; dy: GraphPlaceholder }[];
-  bnStats: { index: number; mean: TfOutput; variance: TfOutput }[];
+  /** The BN layers in the order the recorded forward queued their statistics, with the graph outputs. */
+  bnStats: { bn: PendingBn["bn"]; mean: TfOutput; variance: TfOutput }[];
   grads: { name: string; out: TfOutput }[];
   /** Number of graph operations (diagnostics). */
   size: number;
@@ -151,11 +152,9 @@ export class GraphSteps {
       ]);
       const out = {} as SegOutputs;
       g.outputs.forEach((o, i) => ((out as unknown as Record<string, tf.Tensor>)[o.key] = fetchedA[i]));
-      const pending = this.model.bnUpdates;
-      const bns = this.#bnLayers;
       g.bnStats.forEach((b, i) => {
         const k = g!.outputs.length + 2 * i;
-        pending.push(bns[b.index], fetchedA[k] as tf.Tensor1D, fetchedA[k + 1] as tf.Tensor1D);
+        this.model.bnUpdates.push(b.bn, fetchedA[k] as tf.Tensor1D, fetchedA[k + 1] as tf.Tensor1D);
       });
       fetchedA = fetchedA.slice(0, g.outputs.length); // the BN statistics now belong to the model's queue
       const { dOutputs } = await lossOf(out);
@@ -184,9 +183,6 @@ export class GraphSteps {
       }
     }
   }
-
-  /** BatchNorm layers in the order the recorded forward queued their statistics. */
-  #bnLayers: Parameters<SegModel["bnUpdates"]["push"]>[0][] = [];
 
   #record(shape: [number, number, number, number], rng: Rng): Recorded {
     const model = this.model;
@@ -228,10 +224,8 @@ export class GraphSteps {
           })
         ));
       toDispose.push(value, grads);
-      const pending = model.bnUpdates.pending();
-      this.#bnLayers = pending.map((p) => p.bn);
-      const bnStats = pending.map((p, index) => ({
-        index,
+      const bnStats = model.bnUpdates.pending().map((p) => ({
+        bn: p.bn,
         mean: rec.outputOf(p.mean, "a BN batch mean"),
         variance: rec.outputOf(p.variance, "a BN batch variance"),
       }));

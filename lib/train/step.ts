@@ -87,6 +87,12 @@ export class NonFiniteLossError extends Error {
 
 /** Tensors from a host batch; the caller disposes them. */
 export function batchTensors(b: MicroBatch): { x: tf.Tensor4D; y: tf.Tensor3D } {
+  const [n, h, w] = checkMicroBatch(b);
+  return { x: tf.tensor4d(b.image, [n, h, w, 3]), y: tf.tensor3d(b.label, [n, h, w], "int32") };
+}
+
+/** The batch's [n, H, W], once its image and label sizes are checked against it. */
+function checkMicroBatch(b: MicroBatch): [number, number, number] {
   const [n, h, w] = b.shape;
   if (b.image.length !== n * h * w * 3) {
     throw new Error(`batch image has ${b.image.length} values, expected ${n}x${h}x${w}x3`);
@@ -94,7 +100,7 @@ export function batchTensors(b: MicroBatch): { x: tf.Tensor4D; y: tf.Tensor3D } 
   if (b.label.length !== n * h * w) {
     throw new Error(`batch label has ${b.label.length} values, expected ${n}x${h}x${w}`);
   }
-  return { x: tf.tensor4d(b.image, [n, h, w, 3]), y: tf.tensor3d(b.label, [n, h, w], "int32") };
+  return [n, h, w];
 }
 
 /**
@@ -263,10 +269,7 @@ async function microBatchGradsGraph(
   scale: number,
   graph: GraphSteps,
 ): Promise<{ value: tf.Scalar; grads: Record<string, tf.Tensor>; loss: SegLossResult }> {
-  const [n, h, w] = mb.shape;
-  if (mb.image.length !== n * h * w * 3) {
-    throw new Error(`batch image has ${mb.image.length} values, expected ${n}x${h}x${w}x3`);
-  }
+  const [n, h, w] = checkMicroBatch(mb);
   const y = tf.tensor3d(mb.label, [n, h, w], "int32");
   const precision = ctx.precision ?? "fp32";
   let r: SegLossResult | null = null;

@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import { type BackendInfo, type BackendRequest, initBackend } from "../backend/mod.ts";
-import { bf16OpCounts, cpuBf16Flags, type Precision, resolvePrecision } from "../backend/native_bf16.ts";
+import { bf16OpCounts, type Precision, resolvePrecision } from "../backend/native_bf16.ts";
 import { type Config, configDiff, configToYaml, loadConfigText } from "../config/mod.ts";
 import { checkOnStart, DataLoader, type SegDataset } from "../data/mod.ts";
 import { validate } from "../eval/validate.ts";
@@ -101,17 +101,9 @@ async function trainIn(
   const backend = await initBackend(opts.backend ?? config.backend);
   const relation = describeRun(config, backend.name);
   for (const line of relation.lines) log(line);
-  const precision = resolvePrecision(config.train.precision, backend.name);
   const graphMode = resolveGraph(config.train.graph, backend.name, config.train.recompute);
-  log(
-    graphMode.graph && precision.precision === "bf16"
-      ? `precision: bf16 (CPU ${
-        cpuBf16Flags().join(", ")
-      }); in the graph step grappler's oneDNN auto mixed ` +
-        "precision picks the bf16 ops (convolutions, matmuls and the elementwise ops between them); master " +
-        "weights, BN statistics, loss and optimizer in fp32"
-      : precision.line,
-  );
+  const precision = resolvePrecision(config.train.precision, backend.name, undefined, graphMode.graph);
+  log(precision.line);
   log(graphMode.line);
 
   // 2. Data, checked before anything expensive happens.

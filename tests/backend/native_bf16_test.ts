@@ -318,7 +318,17 @@ Deno.test("resolvePrecision: fp32 stays; bf16/auto only on tensorflow with a bf1
   assertEquals(resolvePrecision("fp32", "tensorflow", ["avx512_bf16"]).precision, "fp32");
   const ok = resolvePrecision("auto", "tensorflow", ["avx512_bf16"]);
   assertEquals(ok.precision, "bf16");
-  assert(ok.line.includes("avx512_bf16"), ok.line);
+  assert(
+    ok.line.startsWith("precision: bf16 for convolutions and matmuls") && ok.line.includes("avx512_bf16"),
+    ok.line,
+  );
+  // in the graph step grappler, not our size policy, picks the bf16 ops: the line says so
+  const graphed = resolvePrecision("bf16", "tensorflow", ["avx512_bf16"], true);
+  assertEquals(graphed.precision, "bf16");
+  assert(
+    /^precision: bf16 \(CPU avx512_bf16\); in the graph step grappler's/.test(graphed.line),
+    graphed.line,
+  );
   assertEquals(resolvePrecision("bf16", "tensorflow", ["amx_bf16"]).precision, "bf16");
   for (const req of ["bf16", "auto"] as const) {
     const noCpu = resolvePrecision(req, "tensorflow", []);

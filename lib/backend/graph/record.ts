@@ -17,7 +17,7 @@
  * (true of a model's forward and backward at a fixed input size).
  */
 import { tf } from "../tf.ts";
-import { cstr, newTensor, outputStruct, Status, type TfC, tfC, type TfOutput } from "./tf_c.ts";
+import { cstr, newTensor, outputArray, outputStruct, Status, type TfC, tfC, type TfOutput } from "./tf_c.ts";
 import { type InputArg, parseOpDef } from "./opdef.ts";
 
 interface OpAttr {
@@ -267,11 +267,8 @@ export class GraphRecorder {
         if (typeof n !== "number") {
           throw new Error(`backend/graph: ${name} without its '${arg.attr}' attribute`);
         }
-        const list = ids.slice(next, next + n).map((id) => this.#input(id, name));
+        C.TF_AddInputList(d, outputArray(ids.slice(next, next + n).map((id) => this.#input(id, name))), n);
         next += n;
-        const b = new Uint8Array(16 * Math.max(n, 1));
-        list.forEach((o, i) => b.set(outputStruct(o), 16 * i));
-        C.TF_AddInputList(d, b, n);
       } else {
         throw new Error(`backend/graph: ${name}'s input '${arg.name}' is a type list (not recorded)`);
       }
